@@ -1,0 +1,218 @@
+"""rlbind-bench command line: parse, call the library, render. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from rlbind_bench.errors import UserError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other user mistake
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"expected MODALITY=PATH, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _eps_list(text: str) -> list[float]:
+    from rlbind_bench.threats.base import parse_number
+
+    return [parse_number(t, "--eps") for t in _csv(text)]
+
+
+# ----------------------------------------------------------------------------------------------- run
+def add_run(sub) -> None:
+    p = sub.add_parser("run", help="evaluate a model: clean accuracy, attacks, corruptions -> Parquet")
+    p.add_argument("--model", default=None, help="registered name, checkpoint folder, hub id or MODALITY=PATH,...")
+    p.add_argument("--suite", default=None, help="clean | quick | full (default: quick with no --model, else clean)")
+    p.add_argument("--threats", type=_csv, default=None, help="comma-separated threat names (clean is always run)")
+    p.add_argument("--eps", type=_eps_list, default=None, help="override eps grid, e.g. 1/255,4/255")
+    p.add_argument("--steps", type=int, default=None, help="override attack steps")
+    p.add_argument("--modalities", type=_csv, default=None)
+    p.add_argument("--datasets", type=_csv, default=None, help="names from datasets.yaml")
+    p.add_argument("--datasets-file", type=Path, default=None)
+    p.add_argument("--dataset-dir", type=_key_value, action="append", default=[], metavar="MODALITY=PATH",
+                   help="a folder per class; class names = sorted sub-folders (repeatable)")
+    p.add_argument("--templates", action="append", default=None, help="zero-shot template with {} (repeatable)")
+    p.add_argument("--data-root", type=Path, default=None)
+    p.add_argument("--n-samples", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--logit-scale", type=float, default=100.0)
+    p.add_argument("--out", type=Path, default=None, help="results folder (default: runs/<model>-<suite>)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+
+def _default_model() -> str:
+    from rlbind_bench.encoders.registry import MODELS
+
+    if "demo/rlbind" in MODELS:
+        return "demo/rlbind"
+    raise UserError("--model is required (the demo zoo is not installed)")
+
+
+def cmd_run(args) -> int:
+    from rlbind_bench.config import RunConfig
+    from rlbind_bench.runner import RunRequest, run_evaluation
+
+    model = args.model or _default_model()
+    suite = args.suite or ("quick" if args.model is None else "clean")
+    cfg = RunConfig(model=model, suite=suite, modalities=args.modalities, datasets=args.datasets,
+                    n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, seed=args.seed,
+                    logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
+                    steps=args.steps)
+    dirs = dict(args.dataset_dir)
+    if len(dirs) != len(args.dataset_dir):
+        raise UserError("--dataset-dir: each modality may be given once")
+    for modality, path in dirs.items():
+        if not Path(path).expanduser().is_dir():
+            raise UserError(f"--dataset-dir {modality}={path}: folder does not exist")
+    out = args.out or Path("runs") / f"{_slug(model)}-{suite}"
+    outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
+                                        datasets_file=args.datasets_file, dataset_dirs=dirs,
+                                        progress=not args.no_progress))
+    render_summary(outcome.summary)
+    skipped = sum(len(v) for v in outcome.run["skipped_files"].values())
+    if skipped:
+        _console().print(f"[yellow]{skipped} unreadable file(s) skipped; listed in {out / 'run.json'}[/]")
+    _console().print(f"results: {out / 'samples.parquet'}, {out / 'summary.parquet'}, {out / 'run.json'}")
+    return EXIT_OK
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text).strip("_")[:80] or "model"
+
+
+def render_summary(summary) -> None:
+    import math
+
+    from rich.table import Table
+    from rich.markup import escape
+
+    table = Table(title="rlbind-bench summary (accuracy, 95% Wilson CI)")
+    for col in ("modality", "dataset", "threat", "eps/sev", "n", "accuracy", "95% CI", "checks"):
+        table.add_column(col, justify="right" if col in ("n", "accuracy") else "left")
+    for r in summary.itertuples():
+        level = f"{r.eps * 255:.3g}/255" if r.norm == "Linf" else (f"{r.eps:.3g}" if not math.isnan(r.eps) else "")
+        if r.severity:
+            level = f"sev {r.severity}"
+        table.add_row(escape(r.modality), escape(r.dataset), escape(f"{r.threat} {r.norm}".strip()), level, str(r.n),
+                      f"{r.accuracy:.3f}", f"[{r.ci_low:.3f}, {r.ci_high:.3f}]", escape(r.checks_failed or "ok"))
+    _console().print(table)
+
+
+# ---------------------------------------------------------------------------------------------- list
+LISTERS: dict[str, Callable[[argparse.Namespace], list[tuple[str, str]]]] = {}
+
+
+def _lister(name):
+    def deco(fn):
+        LISTERS[name] = fn
+        return fn
+
+    return deco
+
+
+@_lister("models")
+def _list_models(args):
+    from rlbind_bench.encoders.registry import MODELS
+
+    return [(m.name, m.description) for m in MODELS.values()]
+
+
+@_lister("datasets")
+def _list_datasets(args):
+    from rlbind_bench.config import load_datasets
+
+    return [(s.name, f"{s.modality}: {s.description}") for s in load_datasets(args.datasets_file).values()]
+
+
+@_lister("threats")
+def _list_threats(args):
+    from rlbind_bench.threats.registry import load_threats
+
+    return [(t.name, f"{t.attack} {t.norm} eps={[round(e, 6) for e in t.eps]} steps={t.steps}".strip())
+            for t in load_threats().values()]
+
+
+@_lister("suites")
+def _list_suites(args):
+    from rlbind_bench.suites import SUITES
+
+    return [(s.name, s.description) for s in SUITES.values()]
+
+
+def add_list(sub) -> None:
+    p = sub.add_parser("list", help="list models, datasets, threats or suites")
+    p.add_argument("what", choices=sorted(LISTERS))
+    p.add_argument("--datasets-file", type=Path, default=None)
+    p.set_defaults(func=cmd_list)
+
+
+def cmd_list(args) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=args.what)
+    table.add_column("name")
+    table.add_column("description")
+    for name, desc in LISTERS[args.what](args):
+        table.add_row(escape(name), escape(desc))
+    _console().print(table)
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------------------- main
+COMMANDS = [add_run, add_list]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rlbind-bench", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("RLBIND_DEBUG") == "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not debug:
+        warnings.filterwarnings("ignore")
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"rlbind-bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rlbind-bench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,165 @@
+"""Typed specs and their YAML loaders, with one-line errors for every malformed input.
+
+datasets.yaml (repo root, or --datasets-file) declares datasets; attacks/*.yaml declare threats (threats/);
+suites live in rlbind_bench/suites.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlbind_bench.errors import ConfigError
+
+LAYOUTS = ("folder", "esc50")
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: malformed YAML ({problem})") from exc
+
+
+def build_dataclass(cls, data: Any, where: str):
+    """cls(**data) with unknown and missing keys reported by name."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(names))})")
+    required = {f.name for f in dataclasses.fields(cls) if f.init and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING}
+    missing = sorted(required - set(data))
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+@cache
+def template_sets() -> dict[str, list[str]]:
+    text = resources.files("rlbind_bench").joinpath("resources/templates.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset: where it lives under --data-root, how it is laid out, its classes and templates."""
+
+    name: str
+    modality: str
+    path: str  # relative to --data-root, or absolute
+    layout: str = "folder"  # folder: ROOT/[split/]class/file ; esc50: meta/esc50.csv + audio/
+    split: str | None = None  # sub-folder of `path` to evaluate (e.g. "test"), None: `path` itself
+    classes: list[str] | None = None  # None: sorted sub-folder names (or classes.txt when present)
+    class_prompts: dict[str, str] | None = None  # folder name -> the text put in the templates
+    templates: str | list[str] = "openai_imagenet"  # a template set name or an explicit list
+    sample_ids: str | None = None  # a file of sample ids (relative paths), one per line: the fixed subset
+    clip_seconds: float | None = None  # audio: fixed clip length in the input space
+    licence: str = "unknown"
+    description: str = ""
+    simulated: bool = False
+
+    def __post_init__(self):
+        from rlbind_bench.modalities import MODALITIES
+
+        if self.modality not in MODALITIES:
+            raise ValueError(f"unknown modality {self.modality!r} (known: {', '.join(MODALITIES)})")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r} (known: {', '.join(LAYOUTS)})")
+        if self.clip_seconds is not None and not self.clip_seconds > 0:
+            raise ValueError("clip_seconds must be positive")
+
+    def template_list(self) -> list[str]:
+        if isinstance(self.templates, list):
+            return list(self.templates)
+        sets = template_sets()
+        if self.templates not in sets:
+            raise ConfigError(f"dataset {self.name}: unknown template set {self.templates!r} "
+                              f"(known: {', '.join(sets)})")
+        return list(sets[self.templates])
+
+    def root(self, data_root: Path) -> Path:
+        base = Path(self.path).expanduser()
+        base = base if base.is_absolute() else Path(data_root) / base
+        return base / self.split if self.split else base
+
+
+DEFAULT_TEMPLATES = {"image": "openai_imagenet", "thermal": "thermal", "depth": "depth", "video": "video",
+                     "audio": "audio"}
+
+
+def default_datasets_file() -> Path:
+    """The repo's datasets.yaml when run from a checkout, else the copy shipped in the package."""
+    for candidate in (Path.cwd() / "datasets.yaml", Path(__file__).resolve().parents[1] / "datasets.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("no datasets.yaml found (give --datasets-file, or use --dataset-dir MODALITY=PATH)")
+
+
+def load_datasets(path: Path | None = None) -> dict[str, DatasetSpec]:
+    path = Path(path) if path else default_datasets_file()
+    data = read_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("datasets", {}), dict):
+        raise ConfigError(f"{path}: expected a top-level 'datasets:' mapping of name -> spec")
+    unknown = sorted(set(data) - {"datasets"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(unknown)}")
+    specs = {}
+    for name, body in (data.get("datasets") or {}).items():
+        body = dict(body or {}) if isinstance(body, dict) else body
+        if isinstance(body, dict):
+            body.setdefault("name", name)
+        specs[name] = build_dataclass(DatasetSpec, body, f"{path}: dataset {name}")
+    return specs
+
+
+def adhoc_dataset(modality: str, path: str, templates: list[str] | None = None) -> DatasetSpec:
+    """`--dataset-dir MODALITY=PATH`: class names = sorted sub-folders, no YAML needed."""
+    name = f"{modality}:{Path(path).name or path}"
+    try:
+        return DatasetSpec(name=name, modality=modality, path=str(Path(path).expanduser().resolve()),
+                           templates=templates or DEFAULT_TEMPLATES.get(modality, "openai_imagenet"))
+    except ValueError as exc:
+        raise ConfigError(f"--dataset-dir {modality}={path}: {exc}") from exc
+
+
+@dataclass
+class RunConfig:
+    """Everything that shapes a run's numbers. Serialised into run.json; its hash goes into every row."""
+
+    model: str
+    suite: str = "clean"
+    modalities: list[str] | None = None
+    datasets: list[str] | None = None
+    n_samples: int | None = None
+    batch_size: int = 32
+    device: str = "cpu"
+    seed: int = 0
+    logit_scale: float = 100.0
+    templates: list[str] | None = None
+    threats: list[str] | None = None
+    eps: list[float] | None = None
+    steps: int | None = None
+    extra: dict = field(default_factory=dict)

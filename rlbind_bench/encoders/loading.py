@@ -1,0 +1,102 @@
+"""Safe checkpoint reading: configs are JSON data, weights are tensors, nothing executes.
+
+Safetensors first; a pickle (`pytorch_model.bin`) only through `torch.load(weights_only=True)`, which
+refuses any object that is not a tensor or a plain container. Remote code is refused outright.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from rlbind_bench.errors import CheckpointError
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+HUB_ALLOW_PATTERNS = ["config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
+                      "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"]
+
+
+def read_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {folder} has no config.json")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {folder}: config.json is not valid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {folder}: config.json is not a JSON object")
+    if "auto_map" in config or config.get("trust_remote_code"):
+        raise CheckpointError(f"checkpoint {folder} asks to run its own code (auto_map/trust_remote_code); "
+                              "rlbind-bench never executes code from checkpoints")
+    return config
+
+
+def weights_file(folder: Path) -> Path:
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    raise CheckpointError(f"checkpoint {folder} has no weights ({' or '.join(WEIGHT_FILES)})")
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read weights without executing anything from the file."""
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read {path}: corrupt or truncated safetensors ({exc})") from exc
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError (zip), EOFError: all mean "not safe weights"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"refusing or unable to read {path} as plain tensors: {first}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a flat state dict of tensors")
+    return state
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def quick_fingerprint(folder: Path) -> str:
+    """sha256 of config.json + weight file size/mtime: cheap, changes whenever the weights change."""
+    h = hashlib.sha256()
+    h.update((folder / "config.json").read_bytes())
+    w = weights_file(folder)
+    st = w.stat()
+    h.update(f"{w.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def resolve_checkpoint(ref: str) -> Path:
+    """A local folder as is; otherwise a hub id, downloaded (or taken from the HF cache)."""
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise CheckpointError(f"checkpoint {ref} is a file; give the checkpoint folder (config.json + weights)")
+        return path
+    if ref.count("/") != 1 or ref.startswith((".", "/", "~")):
+        raise CheckpointError(f"checkpoint {ref} does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(repo_id=ref, allow_patterns=HUB_ALLOW_PATTERNS,
+                                  local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
+    except Exception as exc:  # offline, unknown repo, auth: all the same to the user
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot fetch {ref} from the Hugging Face hub and it is not in the local cache "
+                              f"({type(exc).__name__}: {reason})") from exc
+    return Path(local)

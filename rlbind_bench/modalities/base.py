@@ -1,0 +1,68 @@
+"""Shared pieces of the modality handlers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rlbind_bench.encoders.base import InputSpace
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Everything a modality's preprocessing needs, read from a checkpoint's vision_config.
+
+    Defaults are LanguageBind's (processors hard-code 224 and the OpenAI mean/std).
+    """
+
+    image_size: int = 224
+    mean: tuple[float, float, float] = OPENAI_MEAN
+    std: tuple[float, float, float] = OPENAI_STD
+    num_frames: int = 8
+    sample_rate: int = 16000
+    num_mel_bins: int = 112
+    target_length: int = 1036
+    audio_mean: float = -4.2677393
+    audio_std: float = 4.5689974
+    max_depth: float = 10.0
+    # Fields below describe the data, not the model: filled per dataset.
+    extra: dict = field(default_factory=dict)
+
+
+class Normalize(nn.Module):
+    """Per-channel (x - mean) / std over dim `channel_dim` (from the end)."""
+
+    def __init__(self, mean, std, channel_dim: int = -3):
+        super().__init__()
+        shape = [1] * (-channel_dim)
+        shape[0] = 3
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(*shape), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(*shape), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class ModalityHandler(ABC):
+    """One modality: its input space, its file loader, its in-forward preprocessing."""
+
+    name: str
+    file_suffixes: tuple[str, ...]
+
+    @abstractmethod
+    def input_space(self, cfg: PreprocessConfig, **hints) -> InputSpace: ...
+
+    @abstractmethod
+    def load(self, path: Path, cfg: PreprocessConfig, **hints) -> torch.Tensor:
+        """Decode one file into the input space (no batch dim). Deterministic."""
+
+    @abstractmethod
+    def preprocess(self, cfg: PreprocessConfig) -> nn.Module:
+        """Differentiable map from a batch in the input space to the tower's pixel_values."""

@@ -1,0 +1,1 @@
+"""Result tables: schema, atomic storage, statistics."""

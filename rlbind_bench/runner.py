@@ -1,0 +1,377 @@
+"""The evaluation grid: model x dataset x threat cell, one row per (sample, cell), resumable by shard.
+
+Clean logits are computed once per sample and shared by every threat. Samples are processed in fixed
+shards (independent of the batch size); each shard's rows land in one atomically written part, so a rerun
+of the same command skips finished shards and ends with the same table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from rlbind_bench import __version__
+from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_datasets
+from rlbind_bench.data.readers import DatasetIndex, InputSpaceDataset, collate_skipping, index_dataset
+from rlbind_bench.encoders.base import BoundEncoder
+from rlbind_bench.errors import ConfigError, UserError
+from rlbind_bench.results.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA, SUMMARY_COLUMNS, SUMMARY_SCHEMA
+from rlbind_bench.results.stats import wilson_interval
+from rlbind_bench.results.store import (
+    check_writable,
+    read_table,
+    write_json_atomic,
+    write_table_atomic,
+)
+from rlbind_bench.suites import get_suite
+from rlbind_bench.threats.base import Attack, AttackContext, Cell, ThreatSpec, config_hash
+from rlbind_bench.threats.registry import build_attack, load_threats, validate_eps
+from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
+
+SHARD_SIZE = 256
+
+
+def user_cache_dir() -> Path:
+    from platformdirs import user_cache_dir as ucd
+
+    return Path(os.environ.get("RLBIND_CACHE_DIR") or ucd("rlbind-bench"))
+
+
+def default_data_root() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get("RLBIND_DATA_ROOT") or user_data_dir("rlbind-bench"))
+
+
+@dataclass
+class RunRequest:
+    config: RunConfig
+    out: Path
+    data_root: Path | None = None
+    datasets_file: Path | None = None
+    dataset_dirs: dict[str, str] = field(default_factory=dict)
+    progress: bool = True
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+    encoder: BoundEncoder | None = None  # pre-built (tests, the trainer); else built from config.model
+
+
+@dataclass
+class RunOutcome:
+    out: Path
+    samples: pd.DataFrame
+    summary: pd.DataFrame
+    run: dict
+
+
+def resolve_threats(cfg: RunConfig) -> list[ThreatSpec]:
+    """Suite threats (+ --threats), with the suite's and then the command line's overrides applied."""
+    suite = get_suite(cfg.suite)
+    available = load_threats()
+    uses = list(suite.threats)
+    if cfg.threats:
+        named = {u.threat for u in uses}
+        for t in cfg.threats:
+            if t not in available:
+                raise UserError(f"unknown threat {t!r} (known: {', '.join(sorted(available))})")
+            if t not in named:
+                from rlbind_bench.suites import ThreatUse
+
+                uses.append(ThreatUse(t))
+        uses = [u for u in uses if u.threat == "clean" or u.threat in cfg.threats]
+    specs = []
+    for use in uses:
+        if use.threat not in available:
+            raise UserError(f"suite {suite.name} names threat {use.threat!r}, which attacks/ does not define")
+        spec = available[use.threat]
+        overrides = {k: v for k, v in use.overrides.items() if k in {f.name for f in dataclasses.fields(spec)}}
+        if "quick" in use.overrides and spec.attack == "corruptions":
+            from rlbind_bench.suites import QUICK_CORRUPTIONS
+
+            overrides["spaces"] = {**spec.spaces, "quick": QUICK_CORRUPTIONS}
+        if spec.attack not in ("clean", "corruptions"):
+            if cfg.eps is not None:
+                overrides["eps"] = tuple(cfg.eps)
+            if cfg.steps is not None:
+                overrides["steps"] = cfg.steps
+        spec = dataclasses.replace(spec, **overrides)
+        validate_eps(spec.eps, spec.norm, f"threat {spec.name}")
+        specs.append(spec)
+    return specs
+
+
+def resolve_datasets(req: RunRequest, encoder: BoundEncoder) -> list[DatasetSpec]:
+    cfg = req.config
+    wanted_modalities = cfg.modalities or list(encoder.modalities)
+    for m in wanted_modalities:
+        encoder.require(m)
+    if req.dataset_dirs:
+        specs = [adhoc_dataset(m, p, cfg.templates) for m, p in req.dataset_dirs.items()]
+    else:
+        catalogue = load_datasets(req.datasets_file)
+        if cfg.datasets:
+            unknown = [d for d in cfg.datasets if d not in catalogue]
+            if unknown:
+                raise UserError(f"unknown dataset {unknown[0]!r} (known: {', '.join(sorted(catalogue)) or 'none'})")
+            specs = [catalogue[d] for d in cfg.datasets]
+        else:
+            root = req.data_root or default_data_root()
+            specs = [s for s in catalogue.values() if s.root(root).is_dir()]
+            if not specs:
+                raise UserError(f"no dataset found under data root {root}: give --datasets NAME, "
+                                "--dataset-dir MODALITY=PATH or --data-root")
+        if cfg.templates:
+            specs = [dataclasses.replace(s, templates=list(cfg.templates)) for s in specs]
+    specs = [s for s in specs if s.modality in wanted_modalities]
+    for s in specs:
+        encoder.require(s.modality)
+    if not specs:
+        raise UserError(f"no dataset left for modalities {', '.join(wanted_modalities)}")
+    return specs
+
+
+def audio_clip_seconds(index: DatasetIndex, encoder: BoundEncoder) -> float:
+    """The dataset's declared clip length, or the longest of (up to 64 of) its files."""
+    if index.spec.clip_seconds:
+        return float(index.spec.clip_seconds)
+    import soundfile as sf
+
+    longest = 0.0
+    for sample in index.samples[:64]:
+        try:
+            info = sf.info(str(sample.path))
+            longest = max(longest, info.frames / info.samplerate)
+        except Exception:  # unreadable files are reported when loaded
+            continue
+    return round(longest, 3) if longest > 0 else 5.0
+
+
+def _provenance() -> dict:
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("torch", "torchvision", "torchaudio", "transformers", "languagebind", "torchattacks", "pyautoattack",
+                "imagecorruptions", "numpy", "pandas", "pyarrow"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {"rlbind_bench": __version__, "packages": versions, "python": platform.python_version(),
+            "platform": platform.platform(), "git": git_hash()}
+
+
+def git_hash() -> str | None:
+    import subprocess
+
+    try:
+        root = Path(__file__).resolve().parents[1]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class _Progress:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=False)
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def add(self, description: str, total: int):
+        return self.bar.add_task(description, total=total, rate="") if self.bar else None
+
+    def update(self, task, advance: int, rate: float, description: str | None = None):
+        if self.bar is not None:
+            kwargs = {"description": description} if description else {}
+            self.bar.update(task, advance=advance, rate=f"{rate:.1f} samples/s", **kwargs)
+
+
+def run_evaluation(req: RunRequest) -> RunOutcome:
+    cfg = req.config
+    if cfg.batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    if cfg.n_samples is not None and cfg.n_samples < 1:
+        raise ConfigError("--n-samples must be >= 1")
+    out = Path(req.out)
+    check_writable(out)
+    started = time.time()
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda given but no CUDA device is available")
+    threat_specs = resolve_threats(cfg)
+    suite = get_suite(cfg.suite)
+    n_samples = cfg.n_samples if cfg.n_samples is not None else suite.n_samples
+    torch.manual_seed(cfg.seed)
+    if req.encoder is not None:
+        encoder = req.encoder
+    else:
+        from rlbind_bench.encoders.registry import load_encoder
+
+        encoder = load_encoder(cfg.model)
+    encoder = encoder.to(device).eval()
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    datasets = resolve_datasets(req, encoder)
+    data_root = req.data_root or default_data_root()
+    # Deterministic, so that a resumed run's parts carry the same run_id as an uninterrupted one.
+    run_id = config_hash({"config": dataclasses.asdict(cfg), "fingerprint": encoder.fingerprint()})[:12]
+    parts_dir = out / "parts"
+    skipped: dict[str, list[str]] = {}
+    cell_catalogue: list[dict] = []
+    with _Progress(req.progress) as progress:
+        for spec in datasets:
+            index = index_dataset(spec, data_root, n_samples)
+            hints = {"clip_seconds": audio_clip_seconds(index, encoder)} if spec.modality == "audio" else {}
+            space = encoder.input_space(spec.modality, **hints)
+            class_emb = build_class_embeddings(encoder, index.prompts, spec.template_list(),
+                                               cache_dir=user_cache_dir() / "text")
+            classifier = ZeroShotClassifier(encoder, spec.modality, class_emb.to(device), cfg.logit_scale).eval()
+            attacks = [build_attack(t) for t in threat_specs if spec.modality in t.modalities]
+            plan = [(a, c) for a in attacks for c in a.cells()]
+            if not plan:
+                continue
+            base_cfg = {"model": cfg.model, "fingerprint": encoder.fingerprint(), "dataset": spec.name,
+                        "templates": spec.template_list(), "classes": index.prompts, "logit_scale": cfg.logit_scale,
+                        "space": dataclasses.asdict(space), "seed": cfg.seed}
+            hashes = {c.key: config_hash({**base_cfg, **a.cell_config(c)}) for a, c in plan}
+            for a, c in plan:
+                cell_catalogue.append({"dataset": spec.name, "modality": spec.modality, "cell": c.key,
+                                       "config_hash": hashes[c.key], "config": a.cell_config(c)})
+            shard_hash = config_hash({**base_cfg, "cells": sorted(hashes.values()), "n": len(index.samples),
+                                      "ids": config_hash({"ids": [s.sample_id for s in index.samples]})})
+            dataset = InputSpaceDataset(index, encoder.preprocess_config(spec.modality), hints)
+            n_shards = math.ceil(len(index.samples) / SHARD_SIZE)
+            task = progress.add(f"{spec.modality}/{spec.name}", len(index.samples))
+            for shard in range(n_shards):
+                part = parts_dir / _safe(spec.name) / f"{shard:05d}-{shard_hash}.parquet"
+                lo, hi = shard * SHARD_SIZE, min(len(index.samples), (shard + 1) * SHARD_SIZE)
+                sidecar = part.with_suffix(".skipped.json")
+                if part.is_file():
+                    if sidecar.is_file():
+                        skipped.setdefault(spec.name, []).extend(json.loads(sidecar.read_text()))
+                    progress.update(task, hi - lo, 0.0)
+                    continue
+                rows, bad = _run_shard(dataset, range(lo, hi), classifier, plan, hashes, cfg, run_id, spec, space,
+                                       device, progress, task)
+                skipped.setdefault(spec.name, []).extend(bad)
+                frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+                write_json_atomic(sidecar, bad)  # first: a part without its sidecar would lose the skip list
+                write_table_atomic(part, frame, SAMPLE_SCHEMA)
+    samples = _merge_parts(parts_dir, datasets)
+    summary = summarise(samples, skipped)
+    write_table_atomic(out / "samples.parquet", samples, SAMPLE_SCHEMA)
+    write_table_atomic(out / "summary.parquet", summary, SUMMARY_SCHEMA)
+    run = {"run_id": run_id, "config": dataclasses.asdict(cfg), "threats": [t.to_dict() for t in threat_specs],
+           "datasets": [dataclasses.asdict(d) for d in datasets], "cells": cell_catalogue,
+           "device": _device_name(device), "seed": cfg.seed, "command": req.command,
+           "started": _iso(started), "finished": _iso(time.time()), "seconds": round(time.time() - started, 3),
+           "skipped_files": skipped, "provenance": _provenance()}
+    write_json_atomic(out / "run.json", run)
+    return RunOutcome(out, samples, summary, run)
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def _run_shard(dataset, indices, classifier, plan: list[tuple[Attack, Cell]], hashes, cfg: RunConfig, run_id,
+               spec: DatasetSpec, space, device, progress, task):
+    loader = DataLoader(Subset(dataset, list(indices)), batch_size=cfg.batch_size, shuffle=False,
+                        collate_fn=collate_skipping, num_workers=0)
+    rows: list[tuple] = []
+    bad: list[str] = []
+    samples = dataset.index.samples
+    offset = indices[0] if len(indices) else 0
+    for local_idx, x, failures in loader:
+        bad += [f"{samples[offset + i].sample_id}: {err}" for i, err in failures]
+        if x is None:
+            continue
+        t0 = time.time()
+        idx = [offset + int(i) for i in local_idx]
+        ids = [samples[i].sample_id for i in idx]
+        y = torch.tensor([samples[i].label for i in idx], dtype=torch.long)
+        space.check(x)
+        x, yd = x.to(device), y.to(device)
+        with torch.no_grad():
+            clean_logits = classifier(x).float()
+        clean_pred = clean_logits.argmax(1).cpu()
+        ctx = AttackContext(spec.modality, cfg.seed, ids, clean_logits, space.low, space.high,
+                            classifier.num_classes, device)
+        for attack, cell in plan:
+            res = attack.run(classifier, x, yd, cell, ctx)
+            for j in range(len(idx)):
+                valid = bool(res.valid[j])
+                pred = int(res.pred[j])
+                rows.append((run_id, cfg.model, spec.modality, spec.name, ids[j], int(y[j]), cell.label, cell.norm,
+                             cell.eps, cell.severity, hashes[cell.key], int(clean_pred[j]), pred,
+                             valid and pred == int(y[j]), cfg.seed, bool(res.attacked[j]), res.broken_by[j],
+                             float(res.perturbation_norm[j]), float(res.margin[j]), valid))
+        progress.update(task, len(idx), len(idx) / max(time.time() - t0, 1e-9))
+    return rows, bad
+
+
+def _merge_parts(parts_dir: Path, datasets: list[DatasetSpec]) -> pd.DataFrame:
+    frames = []
+    for spec in datasets:
+        folder = parts_dir / _safe(spec.name)
+        for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            frames.append(read_table(part))
+    if not frames:
+        return pd.DataFrame(columns=SAMPLE_COLUMNS)
+    merged = pd.concat(frames, ignore_index=True)
+    return merged.sort_values(["dataset", "threat", "norm", "eps", "severity", "sample_id"],
+                              kind="stable").reset_index(drop=True)
+
+
+GROUP_KEYS = ["model", "modality", "dataset", "threat", "norm", "eps", "severity", "config_hash"]
+
+
+def summarise(samples: pd.DataFrame, skipped: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    rows = []
+    if len(samples):
+        for key, grp in samples.groupby(GROUP_KEYS, dropna=False, sort=True):
+            valid = grp[grp["valid"]]
+            n, k = len(valid), int(valid["correct"].sum())
+            lo, hi = wilson_interval(k, n)
+            rec = dict(zip(GROUP_KEYS, key, strict=True))
+            rec.update(n=n, n_correct=k, accuracy=(k / n if n else math.nan), ci_low=lo, ci_high=hi,
+                       n_invalid=int((~grp["valid"]).sum()), n_skipped=len((skipped or {}).get(rec["dataset"], [])),
+                       checks_failed="")
+            rows.append(rec)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

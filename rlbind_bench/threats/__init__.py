@@ -1,0 +1,1 @@
+"""Threat models: clean, PGD, AutoAttack, natural corruptions; specs in attacks/*.yaml."""

@@ -1,0 +1,188 @@
+"""ImageNet-C corruptions (Hendrycks & Dietterich, 2019) for image, thermal and depth inputs.
+
+The 15 common corruptions and the 4 validation ones (speckle_noise, gaussian_blur, spatter, saturate)
+come from `imagecorruptions` 1.1.2, unchanged except for their randomness:
+
+- the library draws from numpy's *global* RNG (``np.random.normal/poisson/uniform/randint``) and, for
+  impulse_noise, from ``skimage.util.random_noise`` with a fresh, unseeded generator. While one call runs,
+  the module's ``np`` and ``sk`` names point at proxies whose random sources are seeded from the sample's
+  generator; everything else is the real numpy/skimage. numpy's global state is never read or written.
+- the swap is process-wide (it rebinds module globals), so it is serialised by a lock. Code that calls
+  `imagecorruptions` directly from another thread *while* a call here runs would see the proxy; nothing in
+  this project does.
+
+Inputs are float [3, H, W] in [0, 1], H and W >= 32 (the library's minimum). The image is quantised to
+uint8 (the library's input type), corrupted, and the result is rounded (the library's own ``corrupt()``
+truncates, which darkens every pixel by half a level on average) and returned as float32 [3, H, W].
+Any size works: fog builds its plasma map at the next power of two above max(H, W) (256 for 224 inputs).
+
+Thermal and depth inputs are grey maps replicated to 3 channels (LanguageBind's loaders). They are
+corrupted as grey: the grey map (channel mean) is replicated, corrupted, and collapsed back to one grey
+value per pixel, so colour corruptions (saturate, spatter, frost, brightness) cannot invent colour. The
+collapse is the channel mean, except for the per-pixel noises, whose three channels carry independent
+noise: averaging them would cut gaussian/speckle noise std by sqrt(3) and smear salt-and-pepper into
+grey specks, so for those the first channel is kept (one grey sensor, one noise draw per pixel).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import threading
+import warnings
+from contextlib import contextmanager
+from types import ModuleType
+
+import numpy as np
+import skimage
+import skimage.util
+import torch
+from PIL import Image
+
+from rlbind_bench.threats.corruptions.base import child_seed, register
+
+IMAGE_MODALITIES = ("image", "thermal", "depth")
+GREY_MODALITIES = ("thermal", "depth")
+MIN_SIDE = 32
+
+# name -> family, in imagecorruptions' order (15 common, then the 4 validation corruptions). Families
+# follow ImageNet-C (brightness is a weather corruption there).
+IMAGE_CORRUPTIONS: dict[str, str] = {
+    "gaussian_noise": "noise",
+    "shot_noise": "noise",
+    "impulse_noise": "noise",
+    "defocus_blur": "blur",
+    "glass_blur": "blur",
+    "motion_blur": "blur",
+    "zoom_blur": "blur",
+    "snow": "weather",
+    "frost": "weather",
+    "fog": "weather",
+    "brightness": "weather",
+    "contrast": "digital",
+    "elastic_transform": "digital",
+    "pixelate": "digital",
+    "jpeg_compression": "digital",
+    "speckle_noise": "noise",
+    "gaussian_blur": "blur",
+    "spatter": "weather",
+    "saturate": "digital",
+}
+# Corruptions that draw independent noise per channel (see the module docstring, grey inputs).
+PER_CHANNEL_NOISE = frozenset({"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"})
+
+_LOCK = threading.Lock()
+_MISSING = object()
+
+
+class _Proxy:
+    """Attribute access falls through to `target`, except for the names given as overrides."""
+
+    def __init__(self, target: ModuleType | object, **overrides):
+        self._target = target
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name):
+        return getattr(self._target, name)
+
+
+def _library() -> ModuleType:
+    from rlbind_bench import _compat
+
+    _compat.apply("imagecorruptions_numpy2")
+    with warnings.catch_warnings():
+        # imagecorruptions imports pkg_resources, which warns about its own deprecation on every import.
+        warnings.simplefilter("ignore", UserWarning)
+        return importlib.import_module("imagecorruptions.corruptions")
+
+
+def _quiet_print(*args, **kwargs) -> None:
+    # zoom_blur and snow print a line when their zoomed layer is off by a pixel and they recover;
+    # the recovery is fine and the print would interleave with the progress display.
+    return None
+
+
+@contextmanager
+def _seeded(rng: np.random.Generator):
+    """Run imagecorruptions with its numpy and skimage randomness drawn from `rng`, under the lock."""
+    lib = _library()
+    np_random = np.random.RandomState(np.random.MT19937(child_seed(rng)))
+    sk_rng = np.random.default_rng(child_seed(rng))
+    # The real skimage, not `lib.sk`: another thread may hold the swap, and lib.sk be its proxy.
+    sk_util = _Proxy(skimage.util, random_noise=functools.partial(skimage.util.random_noise, rng=sk_rng))
+    overrides = {"np": _Proxy(np, random=np_random), "sk": _Proxy(skimage, util=sk_util),
+                 "print": _quiet_print}
+    with _LOCK:
+        saved = {key: lib.__dict__.get(key, _MISSING) for key in overrides}
+        lib.__dict__.update(overrides)
+        try:
+            yield lib
+        finally:
+            for key, value in saved.items():
+                if value is _MISSING:
+                    lib.__dict__.pop(key, None)
+                else:
+                    lib.__dict__[key] = value
+
+
+def _check_image(x: torch.Tensor) -> None:
+    if x.ndim != 3 or x.shape[0] != 3:
+        raise ValueError(f"expected an image tensor [3, H, W], got shape {tuple(x.shape)}")
+    if min(x.shape[1:]) < MIN_SIDE:
+        raise ValueError(f"image corruptions need H, W >= {MIN_SIDE} (imagecorruptions' minimum), "
+                         f"got {tuple(x.shape[1:])}")
+
+
+def _to_uint8_hwc(x: torch.Tensor) -> np.ndarray:
+    x = x.detach().to("cpu", torch.float32).clamp(0.0, 1.0)
+    return x.mul(255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def _as_float_hwc(out, height: int, width: int) -> np.ndarray:
+    """The library's result (PIL image or array, float or uint8, maybe grey) as float64 [H, W, 3] in 0..255."""
+    arr = np.asarray(out, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    arr = arr[..., :3]
+    if arr.shape[:2] != (height, width):
+        # No corruption of 1.1.2 changes the size at any size tried (32..300, odd sizes); should one
+        # return a pixel more or less, it is resampled back rather than cropped, keeping the whole view.
+        import cv2
+
+        arr = cv2.resize(arr, (width, height), interpolation=cv2.INTER_LINEAR)
+    return arr
+
+
+def corrupt_hwc(image: np.ndarray, name: str, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """One imagecorruptions corruption on a uint8 [H, W, 3] array, as float64 [H, W, 3] in 0..255."""
+    height, width = image.shape[:2]
+    with _seeded(rng) as lib:
+        out = getattr(lib, name)(Image.fromarray(image), severity)
+        return _as_float_hwc(out, height, width)
+
+
+def apply_image_corruption(x: torch.Tensor, name: str, severity: int, rng: np.random.Generator,
+                           grey: bool = False) -> torch.Tensor:
+    """`name` at `severity` on a float [3, H, W] image in [0, 1]; float32 [3, H, W] on x's device."""
+    _check_image(x)
+    if grey:
+        x = x.mean(dim=0, keepdim=True).expand(3, -1, -1)
+    out = corrupt_hwc(_to_uint8_hwc(x), name, severity, rng)
+    if grey:
+        plane = out[..., 0] if name in PER_CHANNEL_NOISE else out.mean(axis=2)
+        out = np.repeat(plane[..., None], 3, axis=2)
+    out = np.clip(np.rint(out), 0.0, 255.0) / 255.0
+    return torch.from_numpy(out.astype(np.float32)).permute(2, 0, 1).contiguous().to(x.device)
+
+
+def _make(name: str):
+    def fn(x: torch.Tensor, severity: int, rng: np.random.Generator, modality: str) -> torch.Tensor:
+        return apply_image_corruption(x, name, severity, rng, grey=modality in GREY_MODALITIES)
+
+    fn.__name__ = name
+    fn.__qualname__ = name
+    return fn
+
+
+for _name, _family in IMAGE_CORRUPTIONS.items():
+    register(_name, IMAGE_MODALITIES, _family, f"imagecorruptions {_name}")(_make(_name))

@@ -1,0 +1,71 @@
+"""Zero-shot classification: template ensembles -> class embeddings -> a classifier on the raw input space."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlbind_bench.encoders.base import BoundEncoder
+
+DEFAULT_LOGIT_SCALE = 100.0  # LanguageBind's and CLIP_benchmark's zero-shot scale
+
+
+def class_embedding_key(encoder: BoundEncoder, classnames: list[str], templates: list[str]) -> str:
+    payload = json.dumps({"model": encoder.fingerprint(), "classes": classnames, "templates": templates})
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+@torch.no_grad()
+def build_class_embeddings(encoder: BoundEncoder, classnames: list[str], templates: list[str],
+                           cache_dir: Path | None = None, batch_size: int = 256) -> torch.Tensor:
+    """[C, D]: per class, the renormalised mean of the normalised template embeddings (CLIP's recipe)."""
+    if not templates or any("{}" not in t for t in templates):
+        from rlbind_bench.errors import ConfigError
+
+        raise ConfigError("every template must contain '{}' where the class name goes")
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / f"classemb-{class_embedding_key(encoder, classnames, templates)}.pt"
+        if cache_file.is_file():
+            try:
+                cached = torch.load(cache_file, map_location="cpu", weights_only=True)
+                if isinstance(cached, torch.Tensor) and cached.shape[0] == len(classnames):
+                    return cached
+            except Exception:  # a broken cache entry is recomputed, never trusted
+                pass
+    texts = [t.format(c) for c in classnames for t in templates]
+    chunks = [encoder.encode_text(texts[i:i + batch_size]).float().cpu() for i in range(0, len(texts), batch_size)]
+    emb = F.normalize(torch.cat(chunks), dim=-1).view(len(classnames), len(templates), -1)
+    weights = F.normalize(emb.mean(dim=1), dim=-1)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
+        torch.save(weights, tmp)
+        os.replace(tmp, cache_file)
+    return weights
+
+
+class ZeroShotClassifier(nn.Module):
+    """Raw input (the modality's input space) -> logits = scale * <normalised embedding, class embedding>."""
+
+    def __init__(self, encoder: BoundEncoder, modality: str, class_embeddings: torch.Tensor,
+                 logit_scale: float = DEFAULT_LOGIT_SCALE):
+        super().__init__()
+        self.encoder = encoder
+        self.modality = modality
+        self.logit_scale = float(logit_scale)
+        self.register_buffer("class_embeddings", class_embeddings.float(), persistent=False)
+
+    @property
+    def num_classes(self) -> int:
+        return self.class_embeddings.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = F.normalize(self.encoder.encode(self.modality, x).float(), dim=-1)
+        return self.logit_scale * feats @ self.class_embeddings.T
