@@ -218,7 +218,9 @@ class VideoHandler(ModalityHandler):
             if n == 0:
                 raise UnreadableSample(f"video {path} has no frames")
             ids = np.linspace(0, n - 1, cfg.num_frames, dtype=int)
-            frames = reader.get_batch(list(ids)).asnumpy()
+            batch = reader.get_batch(list(ids))
+            # languagebind switches decord's global bridge to torch on import; accept either.
+            frames = batch.asnumpy() if hasattr(batch, "asnumpy") else batch.numpy()
         except UnreadableSample:
             raise
         except Exception as exc:  # decord raises DECORDError / RuntimeError for broken files

@@ -89,10 +89,10 @@ class _Proxy:
 def _library() -> ModuleType:
     from rlbind_bench import _compat
 
-    _compat.apply("imagecorruptions_numpy2")
     with warnings.catch_warnings():
-        # imagecorruptions imports pkg_resources, which warns about its own deprecation on every import.
+        # imagecorruptions imports pkg_resources, which warns about its own deprecation on import.
         warnings.simplefilter("ignore", UserWarning)
+        _compat.apply("imagecorruptions_numpy2")
         return importlib.import_module("imagecorruptions.corruptions")
 
 

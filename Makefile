@@ -1,0 +1,31 @@
+# rlbind-bench developer targets. `make setup` is idempotent (seconds when nothing changed).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-slow lint lock bench clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(BIN)/rlbind-bench data prepare demo
+	$(BIN)/rlbind-bench run --suite quick
+
+test: setup
+	$(BIN)/python -m pytest -q -x --durations=15
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check rlbind_bench tests benchmarks
+
+lock:
+	$(BIN)/pip freeze --all --exclude-editable | grep -v '^rlbind' > requirements/lock.txt
+
+bench: setup
+	$(BIN)/python benchmarks/attack_throughput.py
+
+clean:
+	rm -rf runs .pytest_cache

