@@ -1,0 +1,158 @@
+"""AutoAttack through the reference implementation (pyautoattack), with its defaults.
+
+- versions standard / plus / rand as the reference sets them; custom runs `attacks_to_run` with the
+  reference's constructor defaults (APGD-CE 5 restarts, APGD-T 9 targets, 100 iterations), which is what
+  RobustVLM and CLIP_benchmark run on CLIP;
+- fewer than 10 classes: APGD-T and FAB-T target counts are cut to classes - 1 (AutoAttack issue 110);
+- FAB and Square assume [B,C,H,W] images in [0,1]. Every modality is presented to AutoAttack as such a
+  tensor: video [B,T,3,H,W] -> [B,3T,H,W]; audio [B,N] -> [B,1,h,w] with h*w = N (h the largest divisor
+  of N not above sqrt(N)), so Square's windows are contiguous blocks of the waveform; the audio box
+  [-1,1] is mapped affinely to [0,1] with eps scaled by 1/2 (the reported eps stays in waveform units);
+- which sub-attack broke a sample is recorded by wrapping each sub-attack's `perturb` (the reference runs
+  them in a fixed order on the still-robust samples in index order).
+AutoAttack's own randomness is drawn per call, so its rows depend on the batch a sample is in; the run
+records batch_size in its config.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from rlbind_bench import _compat
+from rlbind_bench.threats.base import Attack, AttackContext, BatchResult, Cell, finite_rows, margins, per_sample_norm
+from rlbind_bench.threats.registry import register_attack
+
+SUB_ATTACKS = {"apgd-ce": "apgd", "apgd-dlr": "apgd", "apgd-t": "apgd_targeted", "fab": "fab", "fab-t": "fab",
+               "square": "square"}
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    h = int(math.isqrt(n))
+    while n % h:
+        h -= 1
+    return h, n // h
+
+
+class UnitBoxView(nn.Module):
+    """The classifier seen as AutoAttack wants it: [B,C,H,W] inputs in [0,1]."""
+
+    def __init__(self, model: nn.Module, sample_shape: tuple[int, ...], low: float, high: float):
+        super().__init__()
+        self.model = model
+        self.sample_shape = tuple(sample_shape)
+        self.low, self.high = low, high
+
+    @property
+    def scale(self) -> float:
+        return self.high - self.low
+
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        u = (x - self.low) / self.scale
+        if len(self.sample_shape) == 3:
+            return u
+        if len(self.sample_shape) == 4:  # video [T,3,H,W]
+            t, c, h, w = self.sample_shape
+            return u.reshape(b, t * c, h, w)
+        if len(self.sample_shape) == 1:
+            h, w = grid_shape(self.sample_shape[0])
+            return u.reshape(b, 1, h, w)
+        raise ValueError(f"AutoAttack: unsupported input shape {self.sample_shape}")
+
+    def from_unit(self, u: torch.Tensor) -> torch.Tensor:
+        return u.reshape(u.shape[0], *self.sample_shape) * self.scale + self.low
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.model(self.from_unit(u))
+
+
+def make_autoattack(view: UnitBoxView, *, eps: float, norm: str, version: str, attacks_to_run, n_classes: int,
+                    n_target_classes: int, seed: int, device):
+    """The reference AutoAttack object exactly as this threat runs it (tests build the same)."""
+    import pyautoattack
+
+    kwargs = {"device": device, "eps": eps / view.scale, "norm": norm, "seed": seed, "version": version}
+    if version == "custom":
+        kwargs["attacks"] = list(attacks_to_run)
+    aa = pyautoattack.AutoAttack(view, **kwargs)
+    targets = max(1, min(n_target_classes, n_classes - 1))
+    aa.apgd_targeted.n_target_classes = targets
+    aa.fab.n_target_classes = targets
+    return aa
+
+
+@register_attack("autoattack")
+class AutoAttackThreat(Attack):
+    def cells(self) -> list[Cell]:
+        return [Cell(self.spec.name, norm=self.spec.norm, eps=float(e)) for e in self.spec.eps]
+
+    def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
+        _compat.apply("autoattack_module")
+        view = UnitBoxView(model, tuple(x.shape[1:]), ctx.low, ctx.high)
+        aa = make_autoattack(view, eps=cell.eps, norm=cell.norm, version=self.spec.version,
+                             attacks_to_run=self.spec.attacks_to_run, n_classes=ctx.num_classes,
+                             n_target_classes=self.spec.n_target_classes, seed=self.spec.seed + ctx.seed,
+                             device=ctx.device)
+        clean = ctx.clean_logits
+        robust = (clean.argmax(1) == y) & finite_rows(clean)
+        broken_by = [""] * len(x)
+        self._record_sub_attacks(aa, view, robust.clone(), y, broken_by)
+        u = view.to_unit(x)
+        u_adv, _ = aa.run_standard_evaluation(u, y, batch_size=len(x))
+        x_adv = view.from_unit(u_adv).detach()
+        with torch.no_grad():
+            logits = model(x_adv).float()
+        return BatchResult(pred=logits.argmax(1).cpu(), margin=margins(logits, y).cpu(), attacked=robust.cpu(),
+                           perturbation_norm=per_sample_norm(x_adv - x, cell.norm).cpu(), broken_by=broken_by,
+                           valid=finite_rows(logits).cpu())
+
+    @staticmethod
+    def _record_sub_attacks(aa, view, robust: torch.Tensor, y, broken_by: list[str]) -> None:
+        """Wrap each sub-attack's perturb to learn which samples it broke."""
+        state = {"attack": None, "pending": [], "robust": robust}
+
+        def wrap(name: str, obj):
+            original = obj.perturb
+
+            def perturb(x_u, y_u, *args, **kwargs):
+                if state["attack"] != name:  # a new sub-attack starts on the still-robust set, index order
+                    state["attack"] = name
+                    state["pending"] = state["robust"].nonzero().squeeze(1).tolist()
+                adv = original(x_u, y_u, *args, **kwargs)
+                idx = state["pending"][:len(x_u)]
+                state["pending"] = state["pending"][len(x_u):]
+                with torch.no_grad():
+                    wrong = (view(adv).argmax(1) != y_u).tolist()
+                for i, w in zip(idx, wrong, strict=True):
+                    if w and not broken_by[i]:
+                        broken_by[i] = name
+                        state["robust"][i] = False
+                return adv
+
+            return perturb
+
+        originals = {}
+        for name in aa.attacks_to_run:
+            obj = getattr(aa, SUB_ATTACKS[name])
+            originals.setdefault(id(obj), (obj, obj.perturb))
+        # Sub-attacks sharing an object (apgd-ce/apgd-dlr, fab/fab-t) are told apart by AutoAttack's own flags.
+        for _, (obj, _) in originals.items():
+            names = [n for n in aa.attacks_to_run if getattr(aa, SUB_ATTACKS[n]) is obj]
+            if len(names) == 1:
+                obj.perturb = wrap(names[0], obj)
+            else:
+                obj.perturb = _dispatch(obj, {n: wrap(n, obj) for n in names})
+
+
+def _dispatch(obj, wrapped: dict):
+    def perturb(x_u, y_u, *args, **kwargs):
+        if "fab" in wrapped and "fab-t" in wrapped:
+            name = "fab-t" if obj.targeted else "fab"
+        else:
+            name = "apgd-dlr" if getattr(obj, "loss", "ce") == "dlr" else "apgd-ce"
+        return wrapped[name](x_u, y_u, *args, **kwargs)
+
+    return perturb

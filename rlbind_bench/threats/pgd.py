@@ -1,0 +1,138 @@
+"""Projected gradient descent, L-inf and L2, for any input-space shape ([B,3,H,W], [B,T,3,H,W], [B,N]).
+
+Follows torchattacks' PGD / PGDL2 update rules (sign step / normalised-gradient step, projection, clamp to
+the input box) with three differences that only make it stronger or reproducible:
+- the random start is drawn per sample from a generator seeded by (seed, sample_id, cell, restart), so
+  rows do not depend on batch composition;
+- every iterate is checked: a sample counts as broken if any iterate misclassifies it (the iterate is
+  kept), not only the last one;
+- restarts keep the first successful one.
+Cost: steps forward+backward passes plus one forward per restart for the final iterate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+import torch.nn.functional as F
+
+from rlbind_bench.threats.base import (
+    Attack,
+    AttackContext,
+    BatchResult,
+    Cell,
+    finite_rows,
+    margins,
+    per_sample_norm,
+)
+from rlbind_bench.threats.registry import register_attack
+
+
+def sample_generator(seed: int, sample_id: str, salt: str) -> torch.Generator:
+    digest = hashlib.sha256(f"{seed}|{sample_id}|{salt}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+
+def random_start(x: torch.Tensor, eps: float, norm: str, ids: list[str], seed: int, salt: str) -> torch.Tensor:
+    shape = x.shape[1:]
+    deltas = []
+    for sid in ids:
+        g = sample_generator(seed, sid, salt)
+        if norm == "Linf":
+            d = (torch.rand(shape, generator=g) * 2 - 1) * eps
+        else:
+            d = torch.randn(shape, generator=g)
+            d = d / d.norm().clamp_min(1e-12) * (torch.rand((), generator=g) * eps)
+        deltas.append(d)
+    return torch.stack(deltas).to(x.device, x.dtype)
+
+
+def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    if norm == "Linf":
+        return delta.clamp(-eps, eps)
+    norms = delta.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
+    factor = torch.clamp(eps / norms, max=1.0)
+    return delta * factor.view(-1, *([1] * (delta.dim() - 1)))
+
+
+def step_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    if norm == "Linf":
+        return grad.sign()
+    g = grad.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
+    return grad / g.view(-1, *([1] * (grad.dim() - 1)))
+
+
+def default_step_size(eps: float, steps: int) -> float:
+    return 2.5 * eps / max(steps, 1)
+
+
+def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps: int, step_size: float,
+        low: float, high: float, ids: list[str], seed: int, salt: str, restarts: int = 1,
+        random_init: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (x_adv, broken) where broken[i] says an iterate misclassified sample i."""
+    best = x.clone()
+    broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for r in range(restarts):
+        todo = ~broken
+        if not todo.any():
+            break
+        xs, ys = x[todo], y[todo]
+        sub_ids = [i for i, t in zip(ids, todo.tolist(), strict=True) if t]
+        delta = random_start(xs, eps, norm, sub_ids, seed, f"{salt}|r{r}") if random_init else torch.zeros_like(xs)
+        x_adv = (xs + delta).clamp(low, high)
+        found = torch.zeros(len(xs), dtype=torch.bool, device=x.device)
+        kept = x_adv.clone()
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            logits = model(x_adv)
+            loss = F.cross_entropy(logits.float(), ys, reduction="sum")
+            grad, = torch.autograd.grad(loss, x_adv)
+            with torch.no_grad():
+                wrong = (logits.argmax(1) != ys) & ~found
+                kept[wrong] = x_adv[wrong].detach()
+                found |= wrong
+                x_adv = x_adv.detach() + step_size * step_direction(grad, norm)
+                x_adv = (xs + project(x_adv - xs, eps, norm)).clamp(low, high)
+        with torch.no_grad():
+            wrong = (model(x_adv).argmax(1) != ys) & ~found
+            kept[wrong] = x_adv[wrong]
+            found |= wrong
+            kept[~found] = x_adv[~found]
+        idx = todo.nonzero().squeeze(1)
+        best[idx] = kept
+        broken[idx] = found
+    return best.detach(), broken
+
+
+@register_attack("pgd")
+class PGD(Attack):
+    def cells(self) -> list[Cell]:
+        return [Cell(self.spec.name, norm=self.spec.norm, eps=float(e)) for e in self.spec.eps]
+
+    def step_size(self, eps: float) -> float:
+        return self.spec.step_size if self.spec.step_size is not None else default_step_size(eps, self.spec.steps)
+
+    def cell_config(self, cell: Cell) -> dict:
+        return {**super().cell_config(cell), "effective_step_size": self.step_size(cell.eps)}
+
+    def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
+        clean = ctx.clean_logits
+        todo = clean.argmax(1) == y if self.spec.only_correct else torch.ones_like(y, dtype=torch.bool)
+        todo &= finite_rows(clean)
+        x_final = x.clone()
+        broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        if todo.any() and cell.eps > 0:
+            ids = [i for i, t in zip(ctx.sample_ids, todo.tolist(), strict=True) if t]
+            adv, hit = pgd(model, x[todo], y[todo], eps=cell.eps, norm=cell.norm, steps=self.spec.steps,
+                           step_size=self.step_size(cell.eps), low=ctx.low, high=ctx.high, ids=ids,
+                           seed=self.spec.seed + ctx.seed, salt=cell.key, restarts=self.spec.restarts,
+                           random_init=self.spec.random_start)
+            x_final[todo] = adv
+            broken[todo] = hit
+        with torch.no_grad():
+            logits = torch.where(todo[:, None], model(x_final).float(), clean) if todo.any() else clean
+        return BatchResult(
+            pred=logits.argmax(1).cpu(), margin=margins(logits, y).cpu(), attacked=todo.cpu(),
+            perturbation_norm=per_sample_norm(x_final - x, cell.norm).cpu(),
+            broken_by=["pgd" if b else "" for b in broken.tolist()], valid=finite_rows(logits).cpu())
