@@ -22,7 +22,8 @@ class _Parser(argparse.ArgumentParser):
 def _console():
     from rich.console import Console
 
-    return Console()
+    # Logs and CI pipes are not terminals: give tables room instead of rich's 80-column default.
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _key_value(text: str) -> tuple[str, str]:

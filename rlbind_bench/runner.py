@@ -253,7 +253,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                                                cache_dir=user_cache_dir() / "text")
             classifier = ZeroShotClassifier(encoder, spec.modality, class_emb.to(device), cfg.logit_scale).eval()
             attacks = [build_attack(t) for t in threat_specs if spec.modality in t.modalities]
-            plan = [(a, c) for a in attacks for c in a.cells()]
+            plan = [(a, c) for a in attacks for c in cells_of(a, spec.modality)]
             if not plan:
                 continue
             base_cfg = {"model": cfg.model, "fingerprint": encoder.fingerprint(), "dataset": spec.name,
@@ -294,6 +294,11 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
            "skipped_files": skipped, "provenance": _provenance()}
     write_json_atomic(out / "run.json", run)
     return RunOutcome(out, samples, summary, run)
+
+
+def cells_of(attack: Attack, modality: str) -> list[Cell]:
+    per_modality = getattr(attack, "cells_for", None)
+    return per_modality(modality) if per_modality else attack.cells()
 
 
 def _safe(name: str) -> str:

@@ -70,7 +70,7 @@ class UnitBoxView(nn.Module):
 
 
 def make_autoattack(view: UnitBoxView, *, eps: float, norm: str, version: str, attacks_to_run, n_classes: int,
-                    n_target_classes: int, seed: int, device):
+                    n_target_classes: int, seed: int, device, iterations: int = 0):
     """The reference AutoAttack object exactly as this threat runs it (tests build the same)."""
     import pyautoattack
 
@@ -81,6 +81,8 @@ def make_autoattack(view: UnitBoxView, *, eps: float, norm: str, version: str, a
     targets = max(1, min(n_target_classes, n_classes - 1))
     aa.apgd_targeted.n_target_classes = targets
     aa.fab.n_target_classes = targets
+    if iterations:  # 0 keeps the reference's 100; anything else is a declared, stored deviation
+        aa.apgd.n_iter = aa.apgd_targeted.n_iter = aa.fab.n_iter = iterations
     return aa
 
 
@@ -95,7 +97,7 @@ class AutoAttackThreat(Attack):
         aa = make_autoattack(view, eps=cell.eps, norm=cell.norm, version=self.spec.version,
                              attacks_to_run=self.spec.attacks_to_run, n_classes=ctx.num_classes,
                              n_target_classes=self.spec.n_target_classes, seed=self.spec.seed + ctx.seed,
-                             device=ctx.device)
+                             device=ctx.device, iterations=self.spec.steps)
         clean = ctx.clean_logits
         robust = (clean.argmax(1) == y) & finite_rows(clean)
         broken_by = [""] * len(x)

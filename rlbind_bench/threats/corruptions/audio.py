@@ -13,8 +13,8 @@ a length change would be a second, unintended corruption. All randomness comes f
                    800-1800 Hz; zero-phase, so it adds no delay.
 - speed            resampling by 1.05 .. 1.5 (tempo and pitch together), faster or slower as drawn;
                    a faster clip is zero-padded at the end, a slower one is cut.
-- pitch_shift      +-1, 2, 3, 4, 6 semitones (sign drawn) at constant duration (torchaudio's phase vocoder
-                   + resampling).
+- pitch_shift      +-1, 2, 3, 4, 6 semitones (sign drawn) at constant duration (phase-locked
+                   phase-vocoder time stretch, then polyphase resampling).
 - reverb           convolution with a synthetic room response: a direct path plus an exponentially
                    decaying noise tail (RT60 0.15 .. 1.2 s, direct-to-reverberant ratio 6 .. -6 dB), scaled
                    to unit energy so loudness is kept.
@@ -57,6 +57,8 @@ def _audio(name: str, description: str) -> Callable[[AudioFn], AudioFn]:
         def corruption(x: torch.Tensor, severity: int, rng: np.random.Generator, modality: str) -> torch.Tensor:
             if x.ndim != 1:
                 raise ValueError(f"audio corruptions expect a mono waveform [N], got shape {tuple(x.shape)}")
+            if x.numel() == 0:
+                return x.detach().to(torch.float32).clone()
             wave = x.detach().to("cpu", torch.float64).numpy()
             out = np.asarray(fn(wave, severity, rng), dtype=np.float64)
             if out.shape != wave.shape:
@@ -72,7 +74,7 @@ def _audio(name: str, description: str) -> Callable[[AudioFn], AudioFn]:
 
 
 def _signal_power(x: np.ndarray) -> float:
-    return max(float(np.mean(x**2)) if x.size else 0.0, MIN_SIGNAL_POWER)
+    return max(float(np.mean(x**2)), MIN_SIGNAL_POWER)
 
 
 def _scaled_to_snr(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
@@ -90,8 +92,6 @@ def white_noise(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.nd
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """Pink (1/f power) noise of length n, by shaping white noise's spectrum."""
-    if n == 0:
-        return np.zeros(0)
     spectrum = np.fft.rfft(rng.standard_normal(n))
     freqs = np.fft.rfftfreq(n)
     shaping = np.zeros_like(freqs)
@@ -106,8 +106,6 @@ def colored_noise(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.
 
 @_audio("clipping", "hard clipping at the 99/95/90/80/60th percentile of |x|")
 def clipping(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    if x.size == 0:
-        return x.copy()
     level = float(np.percentile(np.abs(x), CLIP_PERCENTILE[severity - 1]))
     return np.clip(x, -level, level)
 
@@ -153,14 +151,61 @@ def speed(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     return _fit_length(y, x.size)
 
 
+PITCH_N_FFT = 512
+PITCH_HOP = 128
+
+
+def _princarg(phase: np.ndarray) -> np.ndarray:
+    return phase - 2.0 * np.pi * np.round(phase / (2.0 * np.pi))
+
+
+def time_stretch(spec: np.ndarray, rate: float, hop: int, n_fft: int) -> np.ndarray:
+    """Phase-vocoder time stretch of a one-sided STFT [F, frames] (rate < 1: longer), identity phase-locked.
+
+    torchaudio's (and librosa's) plain phase vocoder carries the bin-to-bin phase relations of the first,
+    reflect-padded frame into every later frame when it stretches, which cancels partials: a steady tone
+    comes out 4-5 dB quieter. Locking every bin's phase to its nearest spectral peak's (Laroche & Dolson,
+    1999) keeps the analysis frame's phase relations and the loudness.
+    """
+    n_freq, n_frames = spec.shape
+    steps = np.arange(0.0, n_frames, rate)
+    padded = np.pad(spec, ((0, 0), (0, 2)))
+    magnitude, angle = np.abs(padded), np.angle(padded)
+    omega = 2.0 * np.pi * hop * np.arange(n_freq) / n_fft
+    bins = np.arange(n_freq)
+    phase = angle[:, 0].copy()
+    out = np.empty((n_freq, steps.size), dtype=np.complex128)
+    for i, step in enumerate(steps):
+        k, frac = int(step), step - int(step)
+        frame = magnitude[:, k]
+        peaks = np.flatnonzero((frame[1:-1] > frame[:-2]) & (frame[1:-1] >= frame[2:])) + 1
+        if peaks.size:
+            right_pos = np.clip(np.searchsorted(peaks, bins), 1, peaks.size)
+            left, right = peaks[right_pos - 1], peaks[np.minimum(right_pos, peaks.size - 1)]
+            owner = np.where(np.abs(bins - left) <= np.abs(right - bins), left, right)
+            phase = phase[owner] + angle[:, k] - angle[owner, k]
+        out[:, i] = ((1.0 - frac) * frame + frac * magnitude[:, k + 1]) * np.exp(1j * phase)
+        phase = phase + omega + _princarg(angle[:, k + 1] - angle[:, k] - omega)
+    return out
+
+
 @_audio("pitch_shift", "+-1/2/3/4/6 semitones (sign drawn), duration kept")
 def pitch_shift(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    import torchaudio.functional as AF
-
+    # torchaudio.functional.pitch_shift resamples 16000 * 2**(k/12) Hz -> 16000 Hz with an exact integer
+    # ratio whose gcd is tiny: minutes per second of audio. Here the pitch ratio is rounded to a fraction
+    # with denominator <= 100 (< 0.02 semitone off), which resample_poly does in milliseconds.
     steps = PITCH_SEMITONES[severity - 1] * (1 if rng.integers(2) else -1)
-    if x.size < 512:  # shorter than one STFT frame: nothing to shift
+    if x.size < PITCH_N_FFT:  # shorter than one STFT frame: nothing to shift
         return x.copy()
-    y = AF.pitch_shift(torch.from_numpy(x)[None], SAMPLE_RATE, steps)[0].numpy()
+    ratio = Fraction(2.0 ** (steps / 12.0)).limit_denominator(100)
+    window = torch.hann_window(PITCH_N_FFT, dtype=torch.float64)
+    spec = torch.stft(torch.from_numpy(x), PITCH_N_FFT, PITCH_HOP, window=window, return_complex=True)
+    # Stretch to `ratio` times the duration at the same pitch, then resample back to the duration:
+    # the pitch moves by `ratio`.
+    stretched = time_stretch(spec.numpy(), 1.0 / float(ratio), PITCH_HOP, PITCH_N_FFT)
+    longer = torch.istft(torch.from_numpy(stretched), PITCH_N_FFT, PITCH_HOP, window=window,
+                         length=int(round(x.size * float(ratio)))).numpy()
+    y = signal.resample_poly(longer, up=ratio.denominator, down=ratio.numerator)
     return _fit_length(y, x.size)
 
 
@@ -177,6 +222,4 @@ def room_impulse_response(rt60_s: float, drr_db: float, rng: np.random.Generator
 @_audio("reverb", "synthetic room reverberation, RT60 0.15-1.2 s, DRR 6 to -6 dB")
 def reverb(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     ir = room_impulse_response(REVERB_RT60_S[severity - 1], REVERB_DRR_DB[severity - 1], rng)
-    if x.size == 0:
-        return x.copy()
     return signal.fftconvolve(x, ir)[: x.size]

@@ -1,0 +1,52 @@
+"""Natural corruptions as a threat: one cell per (corruption, severity), deterministic per sample.
+
+Every sample is evaluated (corruptions are not adversarial, so misclassified clean samples are not
+skipped); `attacked` is True for all rows. The corruption list per modality comes from the spec's
+`corruptions` (empty: every corruption registered for the modality) or, in the quick suite, from the
+suite's short list.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlbind_bench.threats.base import Attack, AttackContext, BatchResult, Cell, finite_rows, margins
+from rlbind_bench.threats.registry import register_attack
+
+
+@register_attack("corruptions")
+class CorruptionThreat(Attack):
+    def cells(self) -> list[Cell]:
+        # Cells are expanded per modality in `cells_for`; the runner asks with the dataset's modality.
+        raise NotImplementedError("use cells_for(modality)")
+
+    def names_for(self, modality: str) -> list[str]:
+        from rlbind_bench.threats.corruptions import list_corruptions
+
+        available = list_corruptions(modality)
+        quick = (self.spec.spaces or {}).get("quick")
+        if quick:
+            wanted = quick.get(modality) or quick.get("image" if modality in ("thermal", "depth") else "", ())
+            if modality == "video" and not wanted:
+                wanted = ("frame_gaussian_noise", "frame_drop", "blockiness")
+            return [n for n in wanted if n in available]
+        if self.spec.corruptions:
+            return [n for n in self.spec.corruptions if n in available]
+        return available
+
+    def cells_for(self, modality: str) -> list[Cell]:
+        severities = self.spec.severities or (1, 2, 3, 4, 5)
+        return [Cell(self.spec.name, severity=int(s), variant=n) for n in self.names_for(modality) for s in severities]
+
+    def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
+        from rlbind_bench.threats.corruptions import corrupt_batch
+
+        xc = corrupt_batch(ctx.modality, cell.variant, cell.severity, x.detach().cpu(),
+                           seed=self.spec.seed + ctx.seed, sample_ids=ctx.sample_ids).to(x.device)
+        with torch.no_grad():
+            logits = model(xc).float()
+        b = len(x)
+        diff = (xc - x).flatten(1)
+        return BatchResult(pred=logits.argmax(1).cpu(), margin=margins(logits, y).cpu(),
+                           attacked=torch.ones(b, dtype=torch.bool), perturbation_norm=diff.norm(dim=1).cpu(),
+                           broken_by=[""] * b, valid=finite_rows(logits).cpu())
