@@ -8,9 +8,13 @@ BIN := $(VENV)/bin
 setup:
 	@scripts/setup.sh
 
+# Until the trained demo zoo lands: a LanguageBind-format checkpoint built here (random init, so accuracy
+# is near chance) evaluated on real photos shipped in scikit-image, with the quick suite's threats.
 demo: setup
-	$(BIN)/rlbind-bench data prepare demo
-	$(BIN)/rlbind-bench run --suite quick
+	$(BIN)/rlbind-bench checkpoint build --modality image --size tiny --out runs/demo/checkpoint
+	$(BIN)/rlbind-bench data prepare photos --data-root runs/demo/data
+	$(BIN)/rlbind-bench run --model runs/demo/checkpoint --suite quick --dataset-dir image=runs/demo/data/photos \
+	  --templates "a photo of a {}." --out runs/demo/results
 
 test: setup
 	$(BIN)/python -m pytest -q -x --durations=15

@@ -187,8 +187,62 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------------------- data, checkpoint
+DATA_BUILDERS: dict[str, str] = {
+    "photos": "rlbind_bench.data.photos:prepare_photos",
+    "demo": "rlbind_bench.data.demo_builder:prepare_demo",
+}
+
+
+def add_data(sub) -> None:
+    p = sub.add_parser("data", help="build offline datasets from packaged sources")
+    p.add_argument("action", choices=["prepare"])
+    p.add_argument("name", choices=sorted(DATA_BUILDERS))
+    p.add_argument("--data-root", type=Path, default=None, help="default: $RLBIND_DATA_ROOT or the user data dir")
+    p.set_defaults(func=cmd_data)
+
+
+def cmd_data(args) -> int:
+    import importlib
+
+    from rlbind_bench.runner import default_data_root
+
+    module, fn = DATA_BUILDERS[args.name].split(":")
+    root = (args.data_root or default_data_root()) / ("photos" if args.name == "photos" else "")
+    result = getattr(importlib.import_module(module), fn)(root)
+    _console().print(f"{args.name}: ready under {root}")
+    if isinstance(result, dict):
+        _console().print(result)
+    return EXIT_OK
+
+
+def add_checkpoint(sub) -> None:
+    p = sub.add_parser("checkpoint", help="build a random-init LanguageBind-format checkpoint (tests, demos)")
+    p.add_argument("action", choices=["build"])
+    p.add_argument("--modality", default="image")
+    p.add_argument("--size", default="tiny", help="tiny | small | vit-b | vit-l")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_checkpoint)
+
+
+def cmd_checkpoint(args) -> int:
+    from rlbind_bench.encoders.checkpoint_factory import TOWER_SIZES, build_languagebind_checkpoint
+    from rlbind_bench.modalities import get_handler
+
+    get_handler(args.modality)
+    if args.size not in TOWER_SIZES:
+        raise UserError(f"unknown size {args.size!r} (known: {', '.join(TOWER_SIZES)})")
+    if (args.out / "config.json").is_file():
+        _console().print(f"checkpoint exists: {args.out}")
+        return EXIT_OK
+    path = build_languagebind_checkpoint(args.out, args.modality, size=args.size, seed=args.seed)
+    _console().print(f"LanguageBind-format {args.modality} checkpoint ({args.size}): {path}")
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------------------------- main
-COMMANDS = [add_run, add_list]
+COMMANDS = [add_run, add_list, add_data, add_checkpoint]
 
 
 def build_parser() -> argparse.ArgumentParser:

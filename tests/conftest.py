@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,22 +32,12 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-PHOTOS = {"cat": "chelsea", "coffee": "coffee", "rocket": "rocket", "astronaut": "astronaut"}
-
-
 @pytest.fixture(scope="session")
 def photo_dir(tmp_path_factory) -> Path:
     """Real photos from scikit-image, folder per class, 3 crops each (12 images, 4 classes)."""
-    import skimage.data
-    from PIL import Image
+    from rlbind_bench.data.photos import prepare_photos
 
-    root = tmp_path_factory.mktemp("photos")
-    for cls, fn in PHOTOS.items():
-        img = getattr(skimage.data, fn)()
-        (root / cls).mkdir()
-        for k, (dy, dx) in enumerate([(0, 0), (24, 36), (48, 12)]):
-            Image.fromarray(np.ascontiguousarray(img[dy:, dx:])).save(root / cls / f"{cls}{k}.png")
-    return root
+    return prepare_photos(tmp_path_factory.mktemp("photos"))
 
 
 def find_asterisk_digits() -> Path | None:
