@@ -122,7 +122,7 @@ LANGUAGEBIND_MODALITIES = ("image", "audio", "thermal", "depth", "video")
 def _eager_default_property(cls: type) -> None:
     if getattr(cls, "_rlbind_eager_default", False):
         return
-    original = cls.__dict__.get("_attn_implementation") or getattr(cls, "_attn_implementation")
+    original = cls.__dict__.get("_attn_implementation") or cls._attn_implementation
 
     def getter(self):
         value = original.fget(self)

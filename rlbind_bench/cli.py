@@ -111,8 +111,8 @@ def _slug(text: str) -> str:
 def render_summary(summary) -> None:
     import math
 
-    from rich.table import Table
     from rich.markup import escape
+    from rich.table import Table
 
     table = Table(title="rlbind-bench summary (accuracy, 95% Wilson CI)")
     for col in ("modality", "dataset", "threat", "eps/sev", "n", "accuracy", "95% CI", "checks"):

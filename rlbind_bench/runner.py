@@ -240,7 +240,9 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     datasets = resolve_datasets(req, encoder)
     data_root = req.data_root or default_data_root()
     # Deterministic, so that a resumed run's parts carry the same run_id as an uninterrupted one.
-    run_id = config_hash({"config": dataclasses.asdict(cfg), "fingerprint": encoder.fingerprint()})[:12]
+    # batch_size and device only change speed (AutoAttack rows aside, which record batch_size in run.json).
+    identity = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("batch_size", "device")}
+    run_id = config_hash({"config": identity, "fingerprint": encoder.fingerprint()})[:12]
     parts_dir = out / "parts"
     skipped: dict[str, list[str]] = {}
     cell_catalogue: list[dict] = []

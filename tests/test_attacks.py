@@ -82,18 +82,22 @@ def test_pgd_at_least_as_strong_as_torchattacks(image_setup):
     assert not (our_robust & ~ta_robust).any()  # same trajectory, every iterate checked: per sample as strong
 
 
-def test_autoattack_equals_reference(image_setup):
+@pytest.mark.parametrize("iterations", [
+    10,  # a declared, stored deviation: keeps the default test run short
+    pytest.param(0, marks=pytest.mark.slow),  # the reference's 100 iterations
+])
+def test_autoattack_equals_reference(image_setup, iterations):
     clf, x, y, ids, logits = image_setup
     from rlbind_bench.threats.autoattack import AutoAttackThreat
 
     _compat.apply("autoattack_module")
     spec = ThreatSpec(name="aa", attack="autoattack", norm="Linf", eps=(2 / 255,), version="custom",
-                      attacks_to_run=("apgd-ce", "apgd-t"), seed=3)
+                      attacks_to_run=("apgd-ce", "apgd-t"), seed=3, steps=iterations)
     threat = AutoAttackThreat(spec)
     res = threat.run(clf, x, y, threat.cells()[0], _ctx(ids, logits))
     view = UnitBoxView(clf, tuple(x.shape[1:]), 0.0, 1.0)
     aa = make_autoattack(view, eps=2 / 255, norm="Linf", version="custom", attacks_to_run=("apgd-ce", "apgd-t"),
-                         n_classes=4, n_target_classes=9, seed=3, device="cpu")
+                         n_classes=4, n_target_classes=9, seed=3, device="cpu", iterations=iterations)
     assert aa.apgd_targeted.n_target_classes == 3  # cut to classes - 1
     x_adv, y_adv = aa.run_standard_evaluation(x, y, batch_size=len(x))
     assert torch.equal(res.pred, y_adv)

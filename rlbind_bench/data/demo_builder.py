@@ -415,9 +415,14 @@ def _load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=2)
 def _load_opencv_digits(path: str) -> tuple[np.ndarray, np.ndarray]:
     """opencv-doc's digits.png as uint8 [5000,28,28] (20x20 cells padded to MNIST framing) and labels."""
-    import cv2
+    from PIL import Image
 
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    # PIL, not cv2.imread: once decord is imported, OpenCV's PNG decoder fails ("bad parameters to zlib").
+    try:
+        with Image.open(path) as im:
+            img = np.asarray(im.convert("L"))
+    except OSError:
+        img = None
     if img is None or img.shape != (1000, 2000):
         raise DatasetError(f"{path} is not OpenCV's 2000x1000 digits.png: "
                            f"{_install_hint('opencv-doc', default_sources_cache())}")
@@ -450,12 +455,10 @@ def _upscale(d28: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
-    import cv2
+    from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    bgr = np.ascontiguousarray(rgb[..., ::-1])
-    if not cv2.imwrite(str(path), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6]):
-        raise DatasetError(f"cannot write {path}")
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(path, format="PNG", compress_level=6)
 
 
 def _grey_rgb(grey: np.ndarray) -> np.ndarray:

@@ -22,7 +22,15 @@ import torch
 from torch import nn
 
 from rlbind_bench import _compat
-from rlbind_bench.threats.base import Attack, AttackContext, BatchResult, Cell, finite_rows, margins, per_sample_norm
+from rlbind_bench.threats.base import (
+    Attack,
+    AttackContext,
+    BatchResult,
+    Cell,
+    finite_rows,
+    margins,
+    per_sample_norm,
+)
 from rlbind_bench.threats.registry import register_attack
 
 SUB_ATTACKS = {"apgd-ce": "apgd", "apgd-dlr": "apgd", "apgd-t": "apgd_targeted", "fab": "fab", "fab-t": "fab",

@@ -22,6 +22,8 @@ value per pixel, so colour corruptions (saturate, spatter, frost, brightness) ca
 collapse is the channel mean, except for the per-pixel noises, whose three channels carry independent
 noise: averaging them would cut gaussian/speckle noise std by sqrt(3) and smear salt-and-pepper into
 grey specks, so for those the first channel is kept (one grey sensor, one noise draw per pixel).
+On grey maps saturate is the identity at severities 1-3 (they scale a saturation that is 0) and a
+luminance change at 4-5 (which add saturation, then collapse back to grey).
 """
 
 from __future__ import annotations
