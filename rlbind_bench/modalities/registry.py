@@ -87,11 +87,14 @@ class DepthHandler(ImageHandler):
                           f"depth/max_depth ({cfg.max_depth} m) in [0,1], 3 channels, resize({s}) + crop")
 
     def load(self, path: Path, cfg: PreprocessConfig, **hints) -> torch.Tensor:
-        import cv2
+        # PIL, not cv2.imread: once decord is loaded, cv2's PNG decoder fails ("libpng error") in-process.
+        from PIL import Image, UnidentifiedImageError
 
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise UnreadableSample(f"cannot decode depth map {path}")
+        try:
+            with Image.open(path) as img:
+                raw = np.array(img)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise UnreadableSample(f"cannot decode depth map {path}: {exc}") from exc
         if raw.ndim == 3:
             raw = raw[..., 0]
         depth = raw.astype("float32") / 1000.0

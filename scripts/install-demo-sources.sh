@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Install / fetch the Debian sources of the offline demo benchmark (rlbind_bench/data/demo_builder.py).
+#
+#   bash scripts/install-demo-sources.sh [CACHE_DIR]
+#
+# CACHE_DIR defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/rlbind-bench/sources (the builder's default).
+# Idempotent: installed tools and already unpacked packages are skipped.
+#  - installs the TTS engines espeak-ng and flite (apt-get install --no-install-recommends; sudo when not root);
+#  - downloads opencv-doc and asterisk-core-sounds-{en,es,fr,it,ru}-wav with `apt-get download` into
+#    CACHE_DIR/debs (no install, so none of their dependencies) and unpacks only the files the builder reads
+#    (the members `dpkg -x` would write) into CACHE_DIR/<package>/, marked done by CACHE_DIR/<package>/.extracted.
+# Keep the package list and member patterns in step with DEBIAN_PACKAGES / DATA_PACKAGES in demo_builder.py.
+set -euo pipefail
+
+CACHE="${1:-${XDG_CACHE_HOME:-$HOME/.cache}/rlbind-bench/sources}"
+TOOLS=(espeak-ng flite)
+LANGS=(en es fr it ru)
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+APT_UPDATED=0
+apt_update() {
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    "${SUDO[@]}" apt-get update -qq
+    APT_UPDATED=1
+  fi
+}
+
+# 1. TTS engines.
+missing=()
+for tool in "${TOOLS[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null \
+    || { apt_update; "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
+
+# 2. Data packages: download the .deb, unpack the needed members.
+mkdir -p "$CACHE/debs"
+fetch() {  # fetch PACKAGE PATTERN...
+  local pkg="$1"; shift
+  local dest="$CACHE/$pkg"
+  if [ -f "$dest/.extracted" ]; then
+    echo "$pkg: already in $dest"
+    return 0
+  fi
+  local deb
+  deb="$(ls "$CACHE/debs/${pkg}"_*.deb 2>/dev/null | tail -n 1 || true)"
+  if [ -z "$deb" ]; then
+    echo "$pkg: apt-get download"
+    (cd "$CACHE/debs" && apt-get download "$pkg" >/dev/null 2>&1) \
+      || { apt_update; (cd "$CACHE/debs" && apt-get download "$pkg" >/dev/null); }
+    deb="$(ls "$CACHE/debs/${pkg}"_*.deb | tail -n 1)"
+  fi
+  local tmp="$CACHE/.$pkg.tmp-$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  local members=()
+  for pattern in "$@"; do members+=("./$pattern"); done
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards "${members[@]}"
+  basename "$deb" > "$tmp/.extracted"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  echo "$pkg: unpacked into $dest"
+}
+
+fetch opencv-doc usr/share/doc/opencv-doc/examples/data/digits.png usr/share/doc/opencv-doc/copyright
+for lang in "${LANGS[@]}"; do
+  pkg="asterisk-core-sounds-$lang-wav"
+  fetch "$pkg" 'usr/share/asterisk/sounds/*/digits/[0-9].wav' "usr/share/doc/$pkg/copyright"
+done
+echo "demo sources ready in $CACHE"
