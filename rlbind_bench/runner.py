@@ -36,6 +36,7 @@ from rlbind_bench.results.store import (
 )
 from rlbind_bench.suites import get_suite
 from rlbind_bench.threats.base import Attack, AttackContext, Cell, ThreatSpec, config_hash
+from rlbind_bench.threats.checks import ADVERSARIAL, CHECKS, apply_checks, probe_batch
 from rlbind_bench.threats.registry import build_attack, load_threats, validate_eps
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
@@ -246,6 +247,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     parts_dir = out / "parts"
     skipped: dict[str, list[str]] = {}
     cell_catalogue: list[dict] = []
+    diagnostics: dict[str, dict] = {}
     with _Progress(req.progress) as progress:
         for spec in datasets:
             index = index_dataset(spec, data_root, n_samples)
@@ -268,6 +270,9 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             shard_hash = config_hash({**base_cfg, "cells": sorted(hashes.values()), "n": len(index.samples),
                                       "ids": config_hash({"ids": [s.sample_id for s in index.samples]})})
             dataset = InputSpaceDataset(index, encoder.preprocess_config(spec.modality), hints)
+            if any(a.spec.attack in ADVERSARIAL for a, _ in plan):
+                diagnostics[spec.name] = _diagnose(dataset, classifier, space, device, cfg, out, shard_hash,
+                                                   norm=next(c.norm for a, c in plan if a.spec.attack in ADVERSARIAL))
             n_shards = math.ceil(len(index.samples) / SHARD_SIZE)
             task = progress.add(f"{spec.modality}/{spec.name}", len(index.samples))
             for shard in range(n_shards):
@@ -286,16 +291,41 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                 write_json_atomic(sidecar, bad)  # first: a part without its sidecar would lose the skip list
                 write_table_atomic(part, frame, SAMPLE_SCHEMA)
     samples = _merge_parts(parts_dir, datasets)
-    summary = summarise(samples, skipped)
+    summary = apply_checks(summarise(samples, skipped), samples, diagnostics,
+                           {t.name: t.attack for t in threat_specs})
     write_table_atomic(out / "samples.parquet", samples, SAMPLE_SCHEMA)
     write_table_atomic(out / "summary.parquet", summary, SUMMARY_SCHEMA)
     run = {"run_id": run_id, "config": dataclasses.asdict(cfg), "threats": [t.to_dict() for t in threat_specs],
            "datasets": [dataclasses.asdict(d) for d in datasets], "cells": cell_catalogue,
            "device": _device_name(device), "seed": cfg.seed, "command": req.command,
            "started": _iso(started), "finished": _iso(time.time()), "seconds": round(time.time() - started, 3),
-           "skipped_files": skipped, "provenance": _provenance()}
+           "skipped_files": skipped, "checks": diagnostics,
+           "check_definitions": {k: dataclasses.asdict(v) for k, v in CHECKS.items()}, "provenance": _provenance()}
     write_json_atomic(out / "run.json", run)
     return RunOutcome(out, samples, summary, run)
+
+
+def _diagnose(dataset, classifier, space, device, cfg: RunConfig, out: Path, key: str, norm: str) -> dict:
+    """Sanity-check probes on the first (up to 16) readable samples, cached beside the parts for resumes."""
+    cache = out / "parts" / f"checks-{_safe(dataset.index.spec.name)}-{key}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    xs = []
+    for i in range(len(dataset)):
+        _, x, _ = dataset[i]
+        if x is not None:
+            xs.append(x)
+        if len(xs) == 16:
+            break
+    if not xs:
+        return {}
+    x = torch.stack(xs).to(device)
+    with torch.no_grad():
+        pred = classifier(x).argmax(1)
+    # Probe against the model's own predictions: the checks ask whether attacks can move the model at all.
+    result = probe_batch(classifier, x, pred, space.low, space.high, norm=norm or "Linf")
+    write_json_atomic(cache, result)
+    return result
 
 
 def cells_of(attack: Attack, modality: str) -> list[Cell]:

@@ -1,0 +1,100 @@
+"""Gradient-masking sanity checks, stored as structured fields (summary.checks_failed, run.json "checks").
+
+Modelled on AutoAttack's checks.py; each check says when it is raised and what it suggests.
+A failed check does not change any number: it marks the cells whose numbers should not be trusted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+ADVERSARIAL = ("pgd", "autoattack")
+LARGE_EPS = {"Linf": 0.3, "L2": 20.0}  # "very large": a working attack must reach ~0% here
+LARGE_EPS_MAX_ACCURACY = 0.1
+ZERO_GRAD_MAX_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    name: str
+    raised_if: str
+    meaning: str
+
+
+CHECKS = {c.name: c for c in (
+    CheckInfo("robust_above_clean", "a threat cell's accuracy exceeds clean accuracy",
+              "the attack makes the model better: broken attack or randomised model"),
+    CheckInfo("not_monotone_in_eps", "accuracy rises with eps within one threat",
+              "the attack is too weak at the larger eps (too few steps, bad step size, masked gradients)"),
+    CheckInfo("large_eps_not_zero", f"PGD at a very large eps ({LARGE_EPS}) leaves > {LARGE_EPS_MAX_ACCURACY:.0%} correct",
+              "gradients do not lead anywhere: gradient masking or obfuscation"),
+    CheckInfo("zero_gradients", f"more than {ZERO_GRAD_MAX_FRACTION:.0%} of samples have an all-zero input gradient",
+              "saturated or non-differentiable preprocessing masks the gradient; white-box numbers are upper bounds"),
+    CheckInfo("randomized_output", "two forwards of the same input give different logits",
+              "a randomised defence: use EOT (AutoAttack version 'rand') before trusting numbers"),
+    CheckInfo("square_beats_whitebox", "Square (black-box) breaks samples that APGD/FAB did not",
+              "white-box attacks are failing: likely gradient masking"),
+)}
+
+
+def probe_batch(model, x: torch.Tensor, y: torch.Tensor, low: float, high: float, norm: str = "Linf",
+                steps: int = 20) -> dict:
+    """Diagnostics on one batch: zero-gradient fraction, output randomness, accuracy at a very large eps."""
+    from rlbind_bench.threats.pgd import pgd
+
+    with torch.no_grad():
+        a, b = model(x), model(x)
+    randomized = not torch.equal(a, b)
+    xg = x.clone().requires_grad_(True)
+    loss = F.cross_entropy(model(xg).float(), y, reduction="sum")
+    grad, = torch.autograd.grad(loss, xg)
+    zero = (grad.flatten(1).abs().amax(dim=1) == 0).float().mean().item()
+    eps = LARGE_EPS[norm] * (high - low)
+    adv, _ = pgd(model, x, y, eps=eps, norm=norm, steps=steps, step_size=2.5 * eps / steps, low=low, high=high,
+                 ids=[str(i) for i in range(len(x))], seed=0, salt="large-eps-check")
+    with torch.no_grad():
+        acc = (model(adv).argmax(1) == y).float().mean().item()
+    return {"zero_grad_fraction": zero, "randomized_output": randomized, "large_eps": eps,
+            "large_eps_accuracy": acc, "n": len(x)}
+
+
+def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict, attack_of: dict) -> pd.DataFrame:
+    """Fill summary.checks_failed. `attack_of` maps a threat name to its attack kind; diagnostics per dataset."""
+    summary = summary.copy()
+    failed: dict[int, set[str]] = {i: set() for i in summary.index}
+    for dataset, grp in summary.groupby("dataset"):
+        clean = grp[grp["threat"] == "clean"]
+        clean_acc = float(clean["accuracy"].iloc[0]) if len(clean) else math.nan
+        diag = diagnostics.get(dataset, {})
+        for i, row in grp.iterrows():
+            kind = attack_of.get(row["threat"].split(":")[0], "")
+            if kind not in ADVERSARIAL:
+                continue
+            if row["accuracy"] > clean_acc + 1e-12:
+                failed[i].add("robust_above_clean")
+            if diag.get("large_eps_accuracy", 0.0) > LARGE_EPS_MAX_ACCURACY:
+                failed[i].add("large_eps_not_zero")
+            if diag.get("zero_grad_fraction", 0.0) > ZERO_GRAD_MAX_FRACTION:
+                failed[i].add("zero_gradients")
+            if diag.get("randomized_output"):
+                failed[i].add("randomized_output")
+        for _threat, tg in grp[grp["threat"].map(lambda t: attack_of.get(t.split(":")[0], "") in ADVERSARIAL)].groupby(
+                ["threat", "norm"]):
+            ordered = tg.sort_values("eps")
+            acc = ordered["accuracy"].to_numpy()
+            for j in range(1, len(acc)):
+                if acc[j] > acc[j - 1] + 1e-12:
+                    failed[ordered.index[j]].add("not_monotone_in_eps")
+    if len(samples):
+        square = samples[samples["broken_by"] == "square"]
+        for (dataset, threat, eps), _ in square.groupby(["dataset", "threat", "eps"]):
+            hit = summary[(summary["dataset"] == dataset) & (summary["threat"] == threat) & (summary["eps"] == eps)]
+            for i in hit.index:
+                failed[i].add("square_beats_whitebox")
+    summary["checks_failed"] = [",".join(sorted(failed[i])) for i in summary.index]
+    return summary
