@@ -241,8 +241,66 @@ def cmd_checkpoint(args) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------------------------- train
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a hardened encoder: backbone, fare, tecoa, pmg-aft, rlbind-stage1/2, rlbind")
+    p.add_argument("--recipe", required=True, help="a name in recipes/ or a YAML path")
+    p.add_argument("--init", required=True, help="model spec to start from (as for run --model)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--dataset-dir", type=_key_value, action="append", default=[], metavar="MODALITY=PATH")
+    p.add_argument("--datasets", type=_csv, default=None, help="names from datasets.yaml (their --split is used)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--templates", action="append", default=None)
+    p.add_argument("--data-root", type=Path, default=None)
+    p.add_argument("--max-samples", type=int, default=None, help="per modality")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--warmup", type=int, default=None)
+    p.add_argument("--eps", type=_eps_list, default=None, help="training attack eps (one value)")
+    p.add_argument("--attack-steps", type=int, default=None)
+    p.add_argument("--attack-step-size", type=_eps_list, default=None)
+    p.add_argument("--trainable", default=None, help="tower | projection")
+    p.add_argument("--modalities", type=_csv, default=None)
+    p.add_argument("--checkpoint-every", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from rlbind_bench.train.api import TrainRequest, train
+
+    def one(values, flag):
+        if values is None:
+            return None
+        if len(values) != 1:
+            raise UserError(f"{flag} takes one value")
+        return values[0]
+
+    overrides = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "trainable": args.trainable,
+                 "checkpoint_every": args.checkpoint_every,
+                 "modalities": tuple(args.modalities) if args.modalities else None,
+                 "optim.lr": args.lr, "optim.weight_decay": args.weight_decay, "optim.warmup": args.warmup,
+                 "attack.eps": one(args.eps, "--eps"), "attack.steps": args.attack_steps,
+                 "attack.step_size": one(args.attack_step_size, "--attack-step-size")}
+    dirs = dict(args.dataset_dir)
+    for modality, path in dirs.items():
+        if not Path(path).expanduser().is_dir():
+            raise UserError(f"--dataset-dir {modality}={path}: folder does not exist")
+    card = train(TrainRequest(recipe=args.recipe, init=args.init, out=args.out, dataset_dirs=dirs,
+                              datasets=args.datasets, split=args.split, templates=args.templates,
+                              data_root=args.data_root, overrides=overrides, max_samples=args.max_samples,
+                              progress=not args.no_progress))
+    for h in card["history"]:
+        _console().print(f"{h['stage']}: {h['steps']} steps, loss {h['first_loss']} -> {h['last_loss']}")
+    _console().print(f"model: {args.out} (rlbind-bench run --model {args.out})")
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------------------------- main
-COMMANDS = [add_run, add_list, add_data, add_checkpoint]
+COMMANDS = [add_run, add_list, add_data, add_checkpoint, add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

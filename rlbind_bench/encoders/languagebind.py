@@ -153,6 +153,27 @@ class LanguageBindEncoder(BoundEncoder):
     def checkpoint_folders(self) -> dict[str, Path]:
         return {m: t.folder for m, t in self._towers.items()}
 
+    def save(self, folder: str | Path) -> Path:
+        """One LanguageBind HF folder per tower (with its tokenizer files) + rlbind-model.json binding them."""
+        import shutil
+
+        from rlbind_bench.results.store import write_json_atomic
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for m, tower in self._towers.items():
+            target = folder / m
+            tower.model.save_pretrained(target, safe_serialization=True)
+            for name in ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+                         "special_tokens_map.json"):
+                src = tower.folder / name
+                if src.is_file() and src.resolve() != (target / name).resolve():
+                    shutil.copyfile(src, target / name)
+        write_json_atomic(folder / "rlbind-model.json", {"backend": "languagebind", "name": self.name,
+                                                          "towers": {m: m for m in self._towers},
+                                                          "text_from": self.text_source})
+        return folder
+
 
 def _load_tokenizer(folder: Path):
     lb = _compat.import_languagebind()

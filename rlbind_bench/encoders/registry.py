@@ -134,3 +134,5 @@ def _detect_modality(ref: str) -> str:
         raise CheckpointError(f"{ref}: config.json model_type {model_type!r} is not a LanguageBind tower; "
                               "give MODALITY=PATH")
     return MODEL_TYPE_TO_MODALITY[model_type]
+
+from rlbind_bench.encoders import demo as _demo  # noqa: E402,F401  (registers the demo backend)

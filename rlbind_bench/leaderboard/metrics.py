@@ -1,0 +1,94 @@
+"""Per (model, modality, dataset) aggregates of a merged table: clean accuracy, accuracy-vs-eps AUC per
+adversarial threat, mean corruption accuracy and mCE against a reference model."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from rlbind_bench.results.stats import accuracy_eps_auc, mean_corruption_accuracy, mean_corruption_error
+
+CLEAN = "clean"
+
+
+def is_clean(frame: pd.DataFrame) -> pd.Series:
+    return frame["threat"] == CLEAN
+
+
+def is_corruption(frame: pd.DataFrame) -> pd.Series:
+    return (frame["severity"] > 0) & ~is_clean(frame)
+
+
+def is_adversarial(frame: pd.DataFrame) -> pd.Series:
+    """Threat cells with an eps (attacks); corruption cells carry a severity instead."""
+    return ~is_clean(frame) & ~is_corruption(frame) & frame["eps"].notna()
+
+
+def level_label(norm: str, eps: float, severity: int) -> str:
+    """How a cell's strength is written everywhere: 4/255 for Linf, 0.5 for L2, sev 3 for corruptions."""
+    if severity:
+        return f"sev {int(severity)}"
+    if eps is None or (isinstance(eps, float) and math.isnan(eps)):
+        return ""
+    if norm == "Linf":
+        return f"{eps * 255:.3g}/255"
+    return f"{eps:.3g}"
+
+
+def cell_label(threat: str, norm: str, eps: float, severity: int) -> str:
+    parts = [threat]
+    if norm and norm != "Linf":
+        parts.append(norm)
+    level = level_label(norm, eps, severity)
+    if level:
+        parts.append(level)
+    return " ".join(parts)
+
+
+@dataclass
+class DatasetAggregate:
+    model: str
+    modality: str
+    dataset: str
+    clean_acc: float = math.nan
+    auc: dict[str, float] = field(default_factory=dict)  # "threat norm" -> AUC (only threats with >= 2 eps)
+    mean_corruption_acc: float = math.nan
+    mce: float = math.nan  # NaN without a reference or without matching corruption cells
+    corruption_acc: dict[str, float] = field(default_factory=dict)  # corruption -> mean over severities
+
+
+def _corruption_curves(rows: pd.DataFrame) -> dict[str, dict[int, float]]:
+    curves: dict[str, dict[int, float]] = {}
+    for r in rows.itertuples():
+        curves.setdefault(r.threat, {})[int(r.severity)] = float(r.accuracy)
+    return curves
+
+
+def aggregate(table: pd.DataFrame, reference: str | None = None) -> list[DatasetAggregate]:
+    out = []
+    for (model, modality, dataset), grp in table.groupby(["model", "modality", "dataset"], sort=True):
+        agg = DatasetAggregate(model, modality, dataset)
+        clean = grp[is_clean(grp)]
+        if len(clean):
+            agg.clean_acc = float(clean["accuracy"].iloc[0])
+        adv = grp[is_adversarial(grp)]
+        for (threat, norm), tg in adv.groupby(["threat", "norm"], sort=True):
+            if tg["eps"].nunique() >= 2:
+                agg.auc[f"{threat} {norm}".strip()] = accuracy_eps_auc(tg["eps"], tg["accuracy"], agg.clean_acc)
+        curves = _corruption_curves(grp[is_corruption(grp)])
+        if curves:
+            agg.mean_corruption_acc = mean_corruption_accuracy({c: list(v.values()) for c, v in curves.items()})
+            agg.corruption_acc = {c: sum(v.values()) / len(v) for c, v in curves.items()}
+            if reference is not None:
+                ref_rows = table[(table["model"] == reference) & (table["modality"] == modality)
+                                 & (table["dataset"] == dataset)]
+                ref = _corruption_curves(ref_rows[is_corruption(ref_rows)])
+                errors = {c: [1 - v[s] for s in sorted(v)] for c, v in curves.items()}
+                # Severities must match one to one, else the CE ratio compares different things.
+                ref_errors = {c: [1 - ref[c][s] for s in sorted(ref[c])] for c in curves
+                              if c in ref and sorted(ref[c]) == sorted(curves[c])}
+                agg.mce = mean_corruption_error(errors, ref_errors)
+        out.append(agg)
+    return out

@@ -1,0 +1,123 @@
+"""Recipes as data (recipes/*.yaml), every hyper-parameter overridable from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rlbind_bench.config import build_dataclass, read_yaml
+from rlbind_bench.errors import ConfigError
+from rlbind_bench.threats.base import parse_number
+
+OBJECTIVES = ("backbone", "fare", "tecoa", "pmg-aft", "rlbind-stage1", "rlbind-stage2")
+TRAINABLE = ("tower", "projection")
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    norm: str = "Linf"
+    eps: float = 4 / 255
+    steps: int = 10
+    step_size: float = 1 / 255
+    random_start: bool = True
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup: int = 10
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    objective: str
+    steps: int = 100
+    batch_size: int = 32
+    trainable: str = "tower"
+    seed: int = 0
+    modalities: tuple[str, ...] = ()  # empty: every modality the data provides
+    attack: AttackSettings = field(default_factory=AttackSettings)
+    optim: OptimSettings = field(default_factory=OptimSettings)
+    weights: dict = field(default_factory=dict)  # objective-specific loss weights
+    checkpoint_every: int = 50
+    classes_per_batch: int = 8  # stage 2: class-balanced batches
+    stages: tuple[str, ...] = ()  # composite recipes (rlbind): names of recipes run in order
+    stage_steps: tuple[int, ...] = ()
+    description: str = ""
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES + ("composite",):
+            raise ValueError(f"unknown objective {self.objective!r} (known: {', '.join(OBJECTIVES)})")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)} (LoRA is not implemented yet)")
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError("steps must be >= 0 and batch_size >= 1")
+
+
+def recipes_dir() -> Path:
+    for candidate in (Path.cwd() / "recipes", Path(__file__).resolve().parents[2] / "recipes"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("no recipes/ folder found next to the project")
+
+
+def _numbers(d: dict, keys, where) -> dict:
+    return {k: (parse_number(v, f"{where}: {k}") if k in keys and v is not None else v) for k, v in d.items()}
+
+
+def recipe_from_dict(data: dict, where: str) -> Recipe:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    data = dict(data)
+    if "attack" in data:
+        data["attack"] = build_dataclass(AttackSettings, _numbers(data["attack"] or {}, ("eps", "step_size"), where),
+                                         f"{where}: attack")
+    if "optim" in data:
+        optim = _numbers(data["optim"] or {}, ("lr", "weight_decay", "min_lr_ratio"), where)
+        if "betas" in optim:
+            optim["betas"] = tuple(float(b) for b in optim["betas"])
+        data["optim"] = build_dataclass(OptimSettings, optim, f"{where}: optim")
+    for key in ("modalities", "stages", "stage_steps"):
+        if key in data:
+            data[key] = tuple(data[key])
+    return build_dataclass(Recipe, data, where)
+
+
+def load_recipe(name: str) -> Recipe:
+    path = Path(name)
+    if not path.suffix:
+        path = recipes_dir() / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in recipes_dir().glob("*.yaml")))
+        raise ConfigError(f"unknown recipe {name!r} (known: {known})")
+    data = read_yaml(path)
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem)
+    return recipe_from_dict(data, str(path))
+
+
+def override(recipe: Recipe, **changes) -> Recipe:
+    """Command-line overrides: top-level fields, and `attack.x` / `optim.x` dotted keys."""
+    top, attack, optim = {}, {}, {}
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if key.startswith("attack."):
+            attack[key[7:]] = value
+        elif key.startswith("optim."):
+            optim[key[6:]] = value
+        else:
+            top[key] = value
+    try:
+        if attack:
+            top["attack"] = dataclasses.replace(recipe.attack, **attack)
+        if optim:
+            top["optim"] = dataclasses.replace(recipe.optim, **optim)
+        return dataclasses.replace(recipe, **top)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"recipe override: {exc}") from exc
