@@ -294,7 +294,7 @@ def compare(results: Side, baseline: Side, tolerance_pts: float = 1.0, alpha: fl
             cell.results_acc = float(r_sum[key]["accuracy"].iloc[0])
             continue
         r_row, b_row = r_sum[key].iloc[0], b_sum[key].iloc[0]
-        if paired:
+        if paired and key in r_smp and key in b_smp:
             _paired(cell, r_smp[key], b_smp[key], tolerance_pts, alpha)
         else:
             _unpaired(cell, r_row, b_row, tolerance_pts, alpha)

@@ -46,9 +46,12 @@ def _cell(r) -> dict:
             "flags": _split(r.flags)}
 
 
-def _robustbench(model: str, rows: pd.DataFrame, aggs: dict) -> list[dict]:
-    """RobustBench model-info shape (robustbench.utils.ModelInfo), numbers as fractions, one per threat eps
-    (adversarial: autoattack_acc holds the threat's robust accuracy; corruptions: corruptions_acc/_mce)."""
+def _robustbench(model: str, rows: pd.DataFrame, aggs: dict, attack_of: dict[str, str]) -> list[dict]:
+    """RobustBench model-info shape (robustbench.utils.ModelInfo), numbers as fractions, one per threat eps.
+
+    Adversarial: robust_acc is the threat's accuracy; autoattack_acc (RobustBench's field) only when the
+    threat ran AutoAttack, so a PGD number is never passed off as an AutoAttack one. Corruptions:
+    corruptions_acc (mean over corruptions x severities) and corruptions_mce (null without a reference)."""
     out = []
     base = {"link": None, "name": model, "authors": None, "additional_data": None, "number_forward_passes": 1,
             "venue": None, "architecture": None, "reported": None, "footnote": None}
@@ -57,8 +60,11 @@ def _robustbench(model: str, rows: pd.DataFrame, aggs: dict) -> list[dict]:
         clean = json_number(agg.clean_acc)
         for r in grp[is_adversarial(grp)].itertuples():
             out.append({**base, "dataset": dataset, "modality": modality, "threat": r.threat, "threat_model": r.norm,
-                        "eps": json_number(r.eps), "eps_label": level_label(r.norm, r.eps, 0), "clean_acc": clean,
-                        "autoattack_acc": json_number(r.accuracy)})
+                        "attack": attack_of.get(r.threat), "eps": json_number(r.eps),
+                        "eps_label": level_label(r.norm, r.eps, 0), "clean_acc": clean,
+                        "robust_acc": json_number(r.accuracy),
+                        **({"autoattack_acc": json_number(r.accuracy)} if attack_of.get(r.threat) == "autoattack"
+                           else {})})
         if not math.isnan(agg.mean_corruption_acc):
             out.append({**base, "dataset": dataset, "modality": modality, "threat": "corruptions",
                         "threat_model": "corruptions", "eps": None, "clean_acc": clean,
@@ -85,6 +91,8 @@ def _runs(merged: Merged, rows: pd.DataFrame) -> list[dict]:
 def build_entries(merged: Merged, reference: str | None = None) -> dict[str, dict]:
     """model -> a validated model JSON object."""
     all_aggs = aggregate(merged.table, reference)
+    attack_of = {t.get("name"): t.get("attack") for f in merged.folders for t in f.run.get("threats") or []
+                 if isinstance(t, dict)}
     slugs = model_slugs(merged.models)
     entries = {}
     for model in merged.models:
@@ -98,6 +106,6 @@ def build_entries(merged: Merged, reference: str | None = None) -> dict[str, dic
         entry = {"schema": MODEL_SCHEMA_ID, "schema_version": MODEL_SCHEMA_VERSION, "name": model,
                  "slug": slugs[model].removesuffix(".json"), "reference": reference,
                  "cells": [_cell(r) for r in ordered.itertuples()], "summaries": summaries,
-                 "robustbench": _robustbench(model, rows, aggs), "runs": _runs(merged, rows)}
+                 "robustbench": _robustbench(model, rows, aggs, attack_of), "runs": _runs(merged, rows)}
         entries[model] = validate_model_entry(entry)
     return entries

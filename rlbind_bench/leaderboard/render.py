@@ -27,15 +27,20 @@ from rlbind_bench.leaderboard.metrics import (
 CHECK_MARK = "⚠"
 CONFLICT_MARK = "‡"
 REFERENCE_MARK = "(reference)"
-# Not < > & ": HTML escaping covers them, and a backslash before an entity would print the entity itself.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$])")
+# Inline Markdown that could change what a cell shows: emphasis, code, links/images ([ ]), table
+# separators, GFM strikethrough and math ($). < > & " ' are left to HTML escaping: a backslash in front of
+# an entity would print the entity itself.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
+# Block syntax only matters at the start of a line: headings, lists, quotes, ordered lists.
+_MD_LEADING = re.compile(r"^(\d*)([#+\-=]|(?<=\d)[.)](?=\s|$))")
 
 
 def md_escape(text) -> str:
-    """Escape for a Markdown table cell that may hold inline HTML: backslash every Markdown punctuation
-    character, then HTML-escape (&, <, >, quotes), and flatten newlines (they would end the table row)."""
+    """Escape for a Markdown table cell, heading or list item that may hold inline HTML: backslash the
+    Markdown punctuation, then HTML-escape (&, <, >, quotes), and flatten newlines (they would end the row)."""
     text = " ".join(str(text).split())
-    return html.escape(_MD_SPECIAL.sub(r"\\\1", text), quote=True)
+    text = _MD_LEADING.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", text))
+    return html.escape(text, quote=True)
 
 
 def slugify(text: str, fallback: str = "x") -> str:
