@@ -1,0 +1,200 @@
+"""Attack throughput against the physical bound and the peers, on one model and one set of samples.
+
+    .venv/bin/python benchmarks/attack_throughput.py [--size tiny|small|vit-b] [--n 32] [--steps 10]
+                                                    [--autoattack] [--append docs/benchmarks.md]
+
+(a) bound: steps x one forward+backward of the zero-shot classifier per batch;
+(b) the project's PGD-k (threats/pgd.py, through the Attack interface the runner uses);
+(c) torchattacks' PGD-k in a plain loop;
+(d) with --autoattack: AutoAttack standard through the project and through pyautoattack directly;
+(e) corruptions per second, per corruption, for image, audio and video inputs;
+(f) clean throughput and the text-embedding cost.
+Prints ratios project/bound and project/peer with robust accuracies side by side (they must agree), and
+appends a Markdown block with machine, torch version and commit to --append.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def timed(fn, repeat: int = 1):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", default="tiny")
+    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--eps", type=float, default=2 / 255)
+    ap.add_argument("--autoattack", action="store_true")
+    ap.add_argument("--append", type=Path, default=None)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+
+    import torchattacks
+
+    from rlbind_bench import _compat
+    from rlbind_bench.data.photos import prepare_photos
+    from rlbind_bench.encoders.checkpoint_factory import build_languagebind_checkpoint
+    from rlbind_bench.encoders.registry import load_encoder
+    from rlbind_bench.modalities import get_handler
+    from rlbind_bench.threats.base import AttackContext, ThreatSpec
+    from rlbind_bench.threats.pgd import PGD
+    from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
+
+    tmp = Path(tempfile.mkdtemp(prefix="rlbind-bench-"))
+    ckpt = build_languagebind_checkpoint(tmp / "ckpt", "image", size=args.size, seed=0)
+    photos = prepare_photos(tmp / "photos")
+    enc = load_encoder(str(ckpt))
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    cfg = enc.preprocess_config("image")
+    files = sorted(photos.rglob("*.png"))
+    base = torch.stack([get_handler("image").load(f, cfg) for f in files])
+    reps = (args.n + len(base) - 1) // len(base)
+    # Real photos, tiled and shifted by a pixel per copy so no two samples are identical.
+    x_all = torch.cat([torch.roll(base, shifts=i, dims=-1) for i in range(reps)])[: args.n]
+    ids = [f"s{i}" for i in range(len(x_all))]
+    classes = ["cat", "coffee", "rocket", "astronaut"]
+    t_text, class_emb = timed(lambda: build_class_embeddings(enc, classes, ["a photo of a {}."] * 20))
+    clf = ZeroShotClassifier(enc, "image", class_emb).eval()
+    with torch.no_grad():
+        y_all = torch.cat([clf(x_all[i:i + args.batch_size]).argmax(1) for i in range(0, len(x_all), args.batch_size)])
+    batches = [(x_all[i:i + args.batch_size], y_all[i:i + args.batch_size], ids[i:i + args.batch_size])
+               for i in range(0, len(x_all), args.batch_size)]
+    eps, steps, alpha = args.eps, args.steps, 2.5 * args.eps / args.steps
+
+    def clean():
+        with torch.no_grad():
+            for x, _, _ in batches:
+                clf(x)
+
+    def bound():
+        for x, y, _ in batches:
+            for _ in range(steps):
+                xg = x.clone().requires_grad_(True)
+                loss = torch.nn.functional.cross_entropy(clf(xg), y, reduction="sum")
+                torch.autograd.grad(loss, xg)
+
+    spec = ThreatSpec(name="linf-pgd", attack="pgd", norm="Linf", eps=(eps,), steps=steps, step_size=alpha)
+    attack = PGD(spec)
+    cell = attack.cells()[0]
+
+    def project():
+        correct = 0
+        for x, y, bid in batches:
+            with torch.no_grad():
+                logits = clf(x)
+            res = attack.run(clf, x, y, cell, AttackContext("image", 0, bid, logits, 0.0, 1.0, 4, torch.device("cpu")))
+            correct += int((res.pred == y).sum())
+        return correct / len(x_all)
+
+    def peer():
+        ta = torchattacks.PGD(clf, eps=eps, alpha=alpha, steps=steps, random_start=True)
+        correct = 0
+        for x, y, _ in batches:
+            adv = ta(x, y)
+            with torch.no_grad():
+                correct += int((clf(adv).argmax(1) == y).sum())
+        return correct / len(x_all)
+
+    t_clean, _ = timed(clean, 2)
+    t_bound, _ = timed(bound, 1)
+    t_proj, acc_proj = timed(project, 1)
+    t_peer, acc_peer = timed(peer, 1)
+    lines = [
+        f"model: LanguageBind-format image tower `{args.size}` (random init), {len(x_all)} real photos "
+        f"(scikit-image, 224x224), batch {args.batch_size}; L-inf PGD-{steps}, eps {eps * 255:.3g}/255",
+        "",
+        "| measurement | seconds | samples/s | robust acc | ratio |",
+        "|---|---|---|---|---|",
+        f"| clean forward | {t_clean:.3f} | {len(x_all) / t_clean:.1f} | | |",
+        f"| text embeddings (4 classes x 20 templates) | {t_text:.3f} | | | |",
+        f"| bound: {steps} x (fwd+bwd) | {t_bound:.3f} | {len(x_all) / t_bound:.1f} | | 1.00 |",
+        f"| rlbind-bench PGD-{steps} | {t_proj:.3f} | {len(x_all) / t_proj:.1f} | {acc_proj:.3f} | "
+        f"{t_proj / t_bound:.2f} x bound, {t_proj / t_peer:.2f} x torchattacks |",
+        f"| torchattacks PGD-{steps} loop | {t_peer:.3f} | {len(x_all) / t_peer:.1f} | {acc_peer:.3f} | "
+        f"{t_peer / t_bound:.2f} x bound |",
+    ]
+    if args.autoattack:
+        from rlbind_bench.threats.autoattack import AutoAttackThreat, UnitBoxView, make_autoattack
+
+        _compat.apply("autoattack_module")
+        aa_spec = ThreatSpec(name="aa", attack="autoattack", norm="Linf", eps=(eps,), version="standard", seed=0)
+        aa = AutoAttackThreat(aa_spec)
+
+        def aa_project():
+            correct = 0
+            for x, y, bid in batches:
+                with torch.no_grad():
+                    logits = clf(x)
+                res = aa.run(clf, x, y, aa.cells()[0], AttackContext("image", 0, bid, logits, 0.0, 1.0, 4,
+                                                                     torch.device("cpu")))
+                correct += int((res.pred == y).sum())
+            return correct / len(x_all)
+
+        def aa_reference():
+            correct = 0
+            for x, y, _ in batches:
+                ref = make_autoattack(UnitBoxView(clf, tuple(x.shape[1:]), 0.0, 1.0), eps=eps, norm="Linf",
+                                      version="standard", attacks_to_run=(), n_classes=4, n_target_classes=9,
+                                      seed=0, device="cpu")
+                _, y_adv = ref.run_standard_evaluation(x, y, batch_size=len(x))
+                correct += int((y_adv == y).sum())
+            return correct / len(x_all)
+
+        t_aa, acc_aa = timed(aa_project)
+        t_ref, acc_ref = timed(aa_reference)
+        lines += [f"| rlbind-bench AutoAttack standard | {t_aa:.3f} | {len(x_all) / t_aa:.2f} | {acc_aa:.3f} | "
+                  f"{t_aa / t_ref:.2f} x pyautoattack |",
+                  f"| pyautoattack run_standard_evaluation | {t_ref:.3f} | {len(x_all) / t_ref:.2f} | {acc_ref:.3f} | |"]
+    lines += ["", *corruption_rates()]
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    header = (f"### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {platform.machine()} "
+              f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+              f"commit {commit}")
+    text = "\n".join([header, "", *lines, ""])
+    print(text)
+    if args.append:
+        with open(args.append, "a") as fh:
+            fh.write("\n" + text)
+    return 0
+
+
+def corruption_rates() -> list[str]:
+    from rlbind_bench.threats.corruptions import corrupt, list_corruptions
+
+    g = torch.Generator().manual_seed(0)
+    inputs = {"image": torch.rand(3, 224, 224, generator=g), "audio": torch.rand(16000, generator=g) * 0.2 - 0.1,
+              "video": torch.rand(8, 3, 224, 224, generator=g)}
+    rows = ["| modality | corruption | samples/s (severity 3) |", "|---|---|---|"]
+    for modality, x in inputs.items():
+        for name in list_corruptions(modality):
+            t, _ = timed(lambda n=name, m=modality, x=x: corrupt(m, n, 3, x, seed=0, sample_id="a"), 2)
+            rows.append(f"| {modality} | {name} | {1 / t:.1f} |")
+    return rows
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
