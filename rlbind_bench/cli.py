@@ -300,7 +300,9 @@ def cmd_train(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- main
-COMMANDS = [add_run, add_list, add_data, add_checkpoint, add_train]
+from rlbind_bench.leaderboard.commands import add_check, add_leaderboard  # noqa: E402
+
+COMMANDS = [add_run, add_list, add_data, add_checkpoint, add_train, add_leaderboard, add_check]
 
 
 def build_parser() -> argparse.ArgumentParser:

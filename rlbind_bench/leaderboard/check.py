@@ -359,7 +359,9 @@ def markdown(report: Report) -> str:
     lines += [f"- note: {md_escape(n)}" for n in report.notes]
     lines += ["", "| " + " | ".join(md_escape(c) for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     order = sorted(report.cells, key=lambda c: (not c.failed, c.name))  # failures first
-    lines += ["| " + " | ".join(md_escape(x) for x in _row(c)) + " |" for c in order]
+    # Columns 4-9 are formatted numbers; the others may carry results' strings (dataset, threat, notes).
+    lines += ["| " + " | ".join(x if 4 <= i <= 9 else md_escape(x) for i, x in enumerate(_row(c))) + " |"
+              for c in order]
     return "\n".join(lines) + "\n"
 
 

@@ -76,7 +76,7 @@ def _robustbench(model: str, rows: pd.DataFrame, aggs: dict, attack_of: dict[str
 def _runs(merged: Merged, rows: pd.DataFrame) -> list[dict]:
     out = []
     for folder in merged.folders:
-        used = rows[rows["run_id"] == folder.run_id]
+        used = rows[(rows["run_id"] == folder.run_id) & (rows["source"] == folder.source)]
         if used.empty:
             continue
         run = folder.run

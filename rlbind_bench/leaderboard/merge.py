@@ -35,14 +35,14 @@ class ResultFolder:
     path: Path
     summary: pd.DataFrame
     run: dict
+    source: str = ""  # label in the leaderboard: the folder name, made unique by merge_folders
+
+    def __post_init__(self):
+        self.source = self.source or self.path.name
 
     @property
     def run_id(self) -> str:
         return str(self.run.get("run_id") or "")
-
-    @property
-    def source(self) -> str:
-        return self.path.name
 
 
 def read_run_json(path: Path) -> dict:
@@ -100,6 +100,14 @@ def merge_folders(folders: list[ResultFolder], allow_conflicts: bool = False) ->
     """Merge summaries; the newest run (run.json 'finished', then command-line order) wins duplicates."""
     if not folders:
         raise UserError("no results folder given")
+    seen: set[str] = set()
+    for folder in folders:  # runs/a/results and runs/b/results must stay apart
+        base, k = folder.path.name, 1
+        folder.source = base
+        while folder.source in seen:
+            k += 1
+            folder.source = f"{base}#{k}"
+        seen.add(folder.source)
     frames = []
     for order, folder in enumerate(folders):
         frame = folder.summary.copy()

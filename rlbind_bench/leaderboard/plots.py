@@ -96,6 +96,9 @@ def severity_curves(table: pd.DataFrame, modality: str, slug: str) -> list[Plot]
         if len(clean) and not math.isnan(float(clean["accuracy"].iloc[0])):
             xs, ys = [0, *xs], [float(clean["accuracy"].iloc[0]), *ys]
         ax.plot(xs, ys, marker="o", label=_label(f"{model} · {dataset}"))
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # severities are levels, not a continuum
     ax.set_xlabel("severity (0 = clean)")
     ax.set_ylabel("mean accuracy over corruptions")
     title = f"{modality}: corruption severity"

@@ -35,11 +35,13 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
 _MD_LEADING = re.compile(r"^(\d*)([#+\-=]|(?<=\d)[.)](?=\s|$))")
 
 
-def md_escape(text) -> str:
+def md_escape(text, line_start: bool = False) -> str:
     """Escape for a Markdown table cell, heading or list item that may hold inline HTML: backslash the
-    Markdown punctuation, then HTML-escape (&, <, >, quotes), and flatten newlines (they would end the row)."""
-    text = " ".join(str(text).split())
-    text = _MD_LEADING.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", text))
+    Markdown punctuation, then HTML-escape (&, <, >, quotes), and flatten newlines (they would end the row).
+    line_start: the text begins a line, so block syntax (# - + = 1.) is escaped too."""
+    text = _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    if line_start:
+        text = _MD_LEADING.sub(r"\1\\\2", text)
     return html.escape(text, quote=True)
 
 
@@ -237,7 +239,8 @@ def markdown_table(view: TableView) -> str:
     lines = ["| " + " | ".join(md_escape(c) for c in view.columns) + " |",
              "|" + "|".join("---" if i == 0 else "---:" for i in range(len(view.columns))) + "|"]
     for row in view.rows:
-        lines.append("| " + " | ".join(md_escape(c.plain()) for c in row) + " |")
+        # Numeric cells are built from numbers and constant marks only; text cells carry results' strings.
+        lines.append("| " + " | ".join(md_escape(c.plain()) if c.kind == "text" else c.plain() for c in row) + " |")
     text = "\n".join(lines) + "\n"
     if view.notes:
         text += "\n" + "\n".join(f"- {md_escape(n)}" for n in dict.fromkeys(view.notes)) + "\n"
@@ -284,9 +287,9 @@ def index_markdown(merged: Merged, views: list[ModalityView], reference: str | N
                                                               f.run.get("device", ""), prov.get("git") or "")) + " |")
     if merged.conflicts:
         parts += ["", "## Config conflicts (newest run shown)\n"]
-        parts += [f"- {md_escape(c.describe())}" for c in merged.conflicts]
+        parts += [f"- {md_escape(c.describe(), line_start=True)}" for c in merged.conflicts]
     if check_definitions:
         parts += ["", "## Sanity checks\n"]
-        parts += [f"- {md_escape(name)}: {md_escape(d.get('raised_if', ''))} → {md_escape(d.get('meaning', ''))}"
+        parts += [f"- {md_escape(name, line_start=True)}: {md_escape(d.get('raised_if', ''))} → {md_escape(d.get('meaning', ''))}"
                   for name, d in sorted(check_definitions.items()) if isinstance(d, dict)]
     return "\n".join(parts) + "\n"
