@@ -14,6 +14,7 @@ from rlbind_bench.errors import UserError
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, as for every other user mistake
         raise UserError(f"{self.prog}: {message}")
@@ -76,45 +77,70 @@ def _default_model() -> str:
     raise UserError("--model is required (the demo zoo is not installed)")
 
 
+DEMO_DATASETS = ["demo-digits-image", "demo-digits-audio", "demo-digits-thermal-sim", "demo-digits-video"]
+
+
 def cmd_run(args) -> int:
+    import fnmatch
+
     from rlbind_bench.config import RunConfig
+    from rlbind_bench.encoders.registry import MODELS
     from rlbind_bench.runner import RunRequest, run_evaluation
 
     model = args.model or _default_model()
     suite = args.suite or ("quick" if args.model is None else "clean")
-    cfg = RunConfig(model=model, suite=suite, modalities=args.modalities, datasets=args.datasets,
-                    n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, seed=args.seed,
-                    logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
-                    steps=args.steps)
+    models = [model]
+    if any(ch in model for ch in "*?["):
+        models = [m for m in MODELS if fnmatch.fnmatch(m, model) and m != "demo/init"]
+        if not models:
+            raise UserError(f"--model {model!r} matches no registered model (rlbind-bench list models)")
     dirs = dict(args.dataset_dir)
     if len(dirs) != len(args.dataset_dir):
         raise UserError("--dataset-dir: each modality may be given once")
     for modality, path in dirs.items():
         if not Path(path).expanduser().is_dir():
             raise UserError(f"--dataset-dir {modality}={path}: folder does not exist")
-    out = args.out or Path("runs") / f"{_slug(model)}-{suite}"
-    outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
-                                        datasets_file=args.datasets_file, dataset_dirs=dirs,
-                                        progress=not args.no_progress))
-    render_summary(outcome.summary)
-    skipped = sum(len(v) for v in outcome.run["skipped_files"].values())
-    if skipped:
-        _console().print(f"[yellow]{skipped} unreadable file(s) skipped; listed in {out / 'run.json'}[/]")
-    _console().print(f"results: {out / 'samples.parquet'}, {out / 'summary.parquet'}, {out / 'run.json'}")
+    base_out = args.out or Path("runs") / f"{_slug(model)}-{suite}"
+    for name in models:
+        datasets = args.datasets
+        if datasets is None and not dirs and name.startswith("demo/"):
+            datasets = list(DEMO_DATASETS)
+            _require_demo_data(args.data_root)
+        cfg = RunConfig(model=name, suite=suite, modalities=args.modalities, datasets=datasets,
+                        n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, seed=args.seed,
+                        logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
+                        steps=args.steps)
+        out = base_out / _slug(name) if len(models) > 1 else base_out
+        outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
+                                            datasets_file=args.datasets_file, dataset_dirs=dirs,
+                                            progress=not args.no_progress))
+        render_summary(outcome.summary, title=name)
+        skipped = sum(len(v) for v in outcome.run["skipped_files"].values())
+        if skipped:
+            _console().print(f"[yellow]{skipped} unreadable file(s) skipped; listed in {out / 'run.json'}[/]")
+        _console().print(f"results: {out / 'samples.parquet'}, {out / 'summary.parquet'}, {out / 'run.json'}")
     return EXIT_OK
+
+
+def _require_demo_data(data_root: Path | None) -> None:
+    from rlbind_bench.runner import default_data_root
+
+    root = data_root or default_data_root()
+    if not all((root / name).is_dir() for name in DEMO_DATASETS):
+        raise UserError(f"the demo data is not under {root}: run `rlbind-bench data prepare demo` first")
 
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text).strip("_")[:80] or "model"
 
 
-def render_summary(summary) -> None:
+def render_summary(summary, title: str = "") -> None:
     import math
 
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="rlbind-bench summary (accuracy, 95% Wilson CI)")
+    table = Table(title=f"{escape(title)} accuracy (95% Wilson CI)" if title else "accuracy (95% Wilson CI)")
     for col in ("modality", "dataset", "threat", "eps/sev", "n", "accuracy", "95% CI", "checks"):
         table.add_column(col, justify="right" if col in ("n", "accuracy") else "left")
     for r in summary.itertuples():

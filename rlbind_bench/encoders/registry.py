@@ -136,3 +136,4 @@ def _detect_modality(ref: str) -> str:
     return MODEL_TYPE_TO_MODALITY[model_type]
 
 from rlbind_bench.encoders import demo as _demo  # noqa: E402,F401  (registers the demo backend)
+from rlbind_bench.encoders import zoo as _zoo  # noqa: E402,F401  (registers the demo zoo)
