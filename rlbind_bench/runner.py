@@ -213,8 +213,33 @@ class _Progress:
             self.bar.update(task, advance=advance, rate=f"{rate:.1f} samples/s", **kwargs)
 
 
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size). Under torchrun (WORLD_SIZE > 1) joins the process group: gloo on CPU, NCCL on GPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("RLBIND_DIST_BACKEND") != "gloo" else "gloo"
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def run_evaluation(req: RunRequest) -> RunOutcome:
     cfg = req.config
+    rank, world = distributed_context()
+    if world > 1 and cfg.device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        cfg = dataclasses.replace(cfg, device=f"cuda:{local}")
+        torch.cuda.set_device(local)
     if cfg.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     if cfg.n_samples is not None and cfg.n_samples < 1:
@@ -248,7 +273,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     skipped: dict[str, list[str]] = {}
     cell_catalogue: list[dict] = []
     diagnostics: dict[str, dict] = {}
-    with _Progress(req.progress) as progress:
+    with _Progress(req.progress and rank == 0) as progress:
         for spec in datasets:
             index = index_dataset(spec, data_root, n_samples)
             hints = {"clip_seconds": audio_clip_seconds(index, encoder)} if spec.modality == "audio" else {}
@@ -267,17 +292,21 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             for a, c in plan:
                 cell_catalogue.append({"dataset": spec.name, "modality": spec.modality, "cell": c.key,
                                        "config_hash": hashes[c.key], "config": a.cell_config(c)})
+            shard_size = int(os.environ.get("RLBIND_SHARD_SIZE", SHARD_SIZE))
             shard_hash = config_hash({**base_cfg, "cells": sorted(hashes.values()), "n": len(index.samples),
+                                      "shard_size": shard_size,
                                       "ids": config_hash({"ids": [s.sample_id for s in index.samples]})})
             dataset = InputSpaceDataset(index, encoder.preprocess_config(spec.modality), hints)
             if any(a.spec.attack in ADVERSARIAL for a, _ in plan):
                 diagnostics[spec.name] = _diagnose(dataset, classifier, space, device, cfg, out, shard_hash,
                                                    norm=next(c.norm for a, c in plan if a.spec.attack in ADVERSARIAL))
-            n_shards = math.ceil(len(index.samples) / SHARD_SIZE)
+            n_shards = math.ceil(len(index.samples) / shard_size)
             task = progress.add(f"{spec.modality}/{spec.name}", len(index.samples))
             for shard in range(n_shards):
+                if shard % world != rank:  # deterministic round-robin: each rank writes its own parts
+                    continue
                 part = parts_dir / _safe(spec.name) / f"{shard:05d}-{shard_hash}.parquet"
-                lo, hi = shard * SHARD_SIZE, min(len(index.samples), (shard + 1) * SHARD_SIZE)
+                lo, hi = shard * shard_size, min(len(index.samples), (shard + 1) * shard_size)
                 sidecar = part.with_suffix(".skipped.json")
                 if part.is_file():
                     if sidecar.is_file():
@@ -290,6 +319,11 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                 frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
                 write_json_atomic(sidecar, bad)  # first: a part without its sidecar would lose the skip list
                 write_table_atomic(part, frame, SAMPLE_SCHEMA)
+    _barrier(world)
+    if rank != 0:  # rank 0 merges; the others only wrote their parts
+        empty = pd.DataFrame(columns=SAMPLE_COLUMNS)
+        return RunOutcome(out, empty, pd.DataFrame(columns=SUMMARY_COLUMNS), {"rank": rank, "skipped_files": {}})
+    skipped = _collect_skipped(parts_dir, datasets)
     samples = _merge_parts(parts_dir, datasets)
     summary = apply_checks(summarise(samples, skipped), samples, diagnostics,
                            {t.name: t.attack for t in threat_specs})
@@ -354,13 +388,13 @@ def _run_shard(dataset, indices, classifier, plan: list[tuple[Attack, Cell]], ha
     rows: list[tuple] = []
     bad: list[str] = []
     samples = dataset.index.samples
-    offset = indices[0] if len(indices) else 0
-    for local_idx, x, failures in loader:
-        bad += [f"{samples[offset + i].sample_id}: {err}" for i, err in failures]
+    # InputSpaceDataset returns dataset-level indices (Subset passes them through unchanged).
+    for batch_idx, x, failures in loader:
+        bad += [f"{samples[i].sample_id}: {err}" for i, err in failures]
         if x is None:
             continue
         t0 = time.time()
-        idx = [offset + int(i) for i in local_idx]
+        idx = [int(i) for i in batch_idx]
         ids = [samples[i].sample_id for i in idx]
         y = torch.tensor([samples[i].label for i in idx], dtype=torch.long)
         space.check(x)
@@ -381,6 +415,16 @@ def _run_shard(dataset, indices, classifier, plan: list[tuple[Attack, Cell]], ha
                              float(res.perturbation_norm[j]), float(res.margin[j]), valid))
         progress.update(task, len(idx), len(idx) / max(time.time() - t0, 1e-9))
     return rows, bad
+
+
+def _collect_skipped(parts_dir: Path, datasets: list[DatasetSpec]) -> dict[str, list[str]]:
+    """Unreadable files, from every part's sidecar (written by whichever rank ran the shard)."""
+    out: dict[str, list[str]] = {}
+    for spec in datasets:
+        folder = parts_dir / _safe(spec.name)
+        for sidecar in sorted(folder.glob("*.skipped.json")) if folder.is_dir() else []:
+            out.setdefault(spec.name, []).extend(json.loads(sidecar.read_text()))
+    return out
 
 
 def _merge_parts(parts_dir: Path, datasets: list[DatasetSpec]) -> pd.DataFrame:

@@ -1,0 +1,69 @@
+"""Broken data and broken models: skipped and counted, marked invalid, or refused with one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+
+from rlbind_bench.cli import main
+
+
+def test_unreadable_files_are_skipped_and_counted(checkpoints, photo_dir, tmp_path, capsys):
+    data = tmp_path / "photos"
+    shutil.copytree(photo_dir, data)
+    (data / "cat" / "broken.png").write_bytes(b"not a png at all")
+    (data / "coffee" / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "out"
+    rc = main(["run", "--model", str(checkpoints["image"]), "--dataset-dir", f"image={data}", "--out", str(out),
+               "--no-progress"])
+    assert rc == 0
+    samples = pd.read_parquet(out / "samples.parquet")
+    summary = pd.read_parquet(out / "summary.parquet")
+    assert len(samples) == 12 and summary["n_skipped"].iloc[0] == 2
+    assert "2 unreadable file(s) skipped" in capsys.readouterr().out
+
+
+def test_nan_outputs_mark_rows_invalid(checkpoints, photo_dir, tmp_path):
+    from rlbind_bench.config import RunConfig
+    from rlbind_bench.encoders.registry import load_encoder
+    from rlbind_bench.runner import RunRequest, run_evaluation
+
+    enc = load_encoder(str(checkpoints["image"]))
+    with torch.no_grad():
+        enc.projection["image"].weight[0, 0] = float("nan")
+    cfg = RunConfig(model="nan-model", suite="clean")
+    outcome = run_evaluation(RunRequest(config=cfg, out=tmp_path / "o", dataset_dirs={"image": str(photo_dir)},
+                                        progress=False, encoder=enc))
+    assert not outcome.samples["valid"].any() and not outcome.samples["correct"].any()
+    row = outcome.summary.iloc[0]
+    assert row["n"] == 0 and row["n_invalid"] == 12 and pd.isna(row["accuracy"])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_unwritable_output_folder(checkpoints, photo_dir, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    rc = main(["run", "--model", str(checkpoints["image"]), "--dataset-dir", f"image={photo_dir}",
+               "--out", str(locked / "o"), "--no-progress"])
+    assert rc == 2 and "not writable" in capsys.readouterr().err
+
+
+def test_output_path_that_is_a_file(checkpoints, photo_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = main(["run", "--model", str(checkpoints["image"]), "--dataset-dir", f"image={photo_dir}",
+               "--out", str(blocker / "o"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not writable" in err and len(err.strip().splitlines()) == 1
+
+
+def test_eps_in_wrong_units_warns():
+    from rlbind_bench.threats.registry import validate_eps
+
+    with pytest.warns(UserWarning, match="did you mean 4/255"):
+        validate_eps((4.0,), "Linf", "test")
