@@ -65,6 +65,8 @@ def add_run(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--logit-scale", type=float, default=100.0)
     p.add_argument("--out", type=Path, default=None, help="results folder (default: runs/<model>-<suite>)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU algorithms (slower); CPU runs are deterministic anyway")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_run)
 
@@ -109,7 +111,7 @@ def cmd_run(args) -> int:
         cfg = RunConfig(model=name, suite=suite, modalities=args.modalities, datasets=datasets,
                         n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, seed=args.seed,
                         logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
-                        steps=args.steps)
+                        steps=args.steps, deterministic=args.deterministic)
         out = base_out / _slug(name) if len(models) > 1 else base_out
         outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
                                             datasets_file=args.datasets_file, dataset_dirs=dirs,

@@ -162,4 +162,5 @@ class RunConfig:
     threats: list[str] | None = None
     eps: list[float] | None = None
     steps: int | None = None
+    deterministic: bool = False  # torch.use_deterministic_algorithms on GPU (slower; see docs/distributed.md)
     extra: dict = field(default_factory=dict)

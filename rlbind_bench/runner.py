@@ -254,6 +254,10 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     suite = get_suite(cfg.suite)
     n_samples = cfg.n_samples if cfg.n_samples is not None else suite.n_samples
     torch.manual_seed(cfg.seed)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True)
     if req.encoder is not None:
         encoder = req.encoder
     else:
@@ -267,7 +271,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     data_root = req.data_root or default_data_root()
     # Deterministic, so that a resumed run's parts carry the same run_id as an uninterrupted one.
     # batch_size and device only change speed (AutoAttack rows aside, which record batch_size in run.json).
-    identity = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("batch_size", "device")}
+    identity = {k: v for k, v in dataclasses.asdict(cfg).items()
+                if k not in ("batch_size", "device", "deterministic")}
     run_id = config_hash({"config": identity, "fingerprint": encoder.fingerprint()})[:12]
     parts_dir = out / "parts"
     skipped: dict[str, list[str]] = {}
