@@ -358,11 +358,19 @@ def _diagnose(dataset, classifier, space, device, cfg: RunConfig, out: Path, key
             break
     if not xs:
         return {}
-    x = torch.stack(xs).to(device)
-    with torch.no_grad():
-        pred = classifier(x).argmax(1)
-    # Probe against the model's own predictions: the checks ask whether attacks can move the model at all.
-    result = probe_batch(classifier, x, pred, space.low, space.high, norm=norm or "Linf")
+    while True:
+        try:
+            x = torch.stack(xs).to(device)
+            with torch.no_grad():
+                pred = classifier(x).argmax(1)
+            # Probe against the model's own predictions: the checks ask whether attacks can move the model at all.
+            result = probe_batch(classifier, x, pred, space.low, space.high, norm=norm or "Linf")
+            break
+        except torch.cuda.OutOfMemoryError:
+            if len(xs) == 1:
+                raise
+            torch.cuda.empty_cache()
+            xs = xs[: len(xs) // 2]
     write_json_atomic(cache, result)
     return result
 
@@ -400,26 +408,49 @@ def _run_shard(dataset, indices, classifier, plan: list[tuple[Attack, Cell]], ha
             continue
         t0 = time.time()
         idx = [int(i) for i in batch_idx]
-        ids = [samples[i].sample_id for i in idx]
-        y = torch.tensor([samples[i].label for i in idx], dtype=torch.long)
         space.check(x)
-        x, yd = x.to(device), y.to(device)
-        with torch.no_grad():
-            clean_logits = classifier(x).float()
-        clean_pred = clean_logits.argmax(1).cpu()
-        ctx = AttackContext(spec.modality, cfg.seed, ids, clean_logits, space.low, space.high,
-                            classifier.num_classes, device)
-        for attack, cell in plan:
-            res = attack.run(classifier, x, yd, cell, ctx)
-            for j in range(len(idx)):
-                valid = bool(res.valid[j])
-                pred = int(res.pred[j])
-                rows.append((run_id, cfg.model, spec.modality, spec.name, ids[j], int(y[j]), cell.label, cell.norm,
-                             cell.eps, cell.severity, hashes[cell.key], int(clean_pred[j]), pred,
-                             valid and pred == int(y[j]), cfg.seed, bool(res.attacked[j]), res.broken_by[j],
-                             float(res.perturbation_norm[j]), float(res.margin[j]), valid))
+        rows += _evaluate_with_backoff(x, idx, samples, classifier, plan, hashes, cfg, run_id, spec, space, device)
         progress.update(task, len(idx), len(idx) / max(time.time() - t0, 1e-9))
     return rows, bad
+
+
+def _evaluate_with_backoff(x, idx, samples, classifier, plan, hashes, cfg, run_id, spec, space,
+                          device) -> list[tuple]:
+    """Evaluate one batch; on GPU out-of-memory, evaluate its two halves instead (recursively).
+
+    Per-sample seeding makes the rows independent of how the batch is split (AutoAttack aside)."""
+    try:
+        return _evaluate_batch(x, idx, samples, classifier, plan, hashes, cfg, run_id, spec, space, device)
+    except torch.cuda.OutOfMemoryError:
+        if len(idx) == 1:
+            raise
+        torch.cuda.empty_cache()
+        half = len(idx) // 2
+        args = (samples, classifier, plan, hashes, cfg, run_id, spec, space, device)
+        return _evaluate_with_backoff(x[:half], idx[:half], *args) + _evaluate_with_backoff(x[half:], idx[half:], *args)
+
+
+def _evaluate_batch(x, idx, samples, classifier, plan, hashes, cfg: RunConfig, run_id, spec: DatasetSpec, space,
+                    device) -> list[tuple]:
+    ids = [samples[i].sample_id for i in idx]
+    y = torch.tensor([samples[i].label for i in idx], dtype=torch.long)
+    x, yd = x.to(device), y.to(device)
+    with torch.no_grad():
+        clean_logits = classifier(x).float()
+    clean_pred = clean_logits.argmax(1).cpu()
+    ctx = AttackContext(spec.modality, cfg.seed, ids, clean_logits, space.low, space.high, classifier.num_classes,
+                        device)
+    rows = []
+    for attack, cell in plan:
+        res = attack.run(classifier, x, yd, cell, ctx)
+        for j in range(len(idx)):
+            valid = bool(res.valid[j])
+            pred = int(res.pred[j])
+            rows.append((run_id, cfg.model, spec.modality, spec.name, ids[j], int(y[j]), cell.label, cell.norm,
+                         cell.eps, cell.severity, hashes[cell.key], int(clean_pred[j]), pred,
+                         valid and pred == int(y[j]), cfg.seed, bool(res.attacked[j]), res.broken_by[j],
+                         float(res.perturbation_norm[j]), float(res.margin[j]), valid))
+    return rows
 
 
 def _collect_skipped(parts_dir: Path, datasets: list[DatasetSpec]) -> dict[str, list[str]]:

@@ -67,3 +67,28 @@ def test_eps_in_wrong_units_warns():
 
     with pytest.warns(UserWarning, match="did you mean 4/255"):
         validate_eps((4.0,), "Linf", "test")
+
+
+def test_out_of_memory_backs_off_to_smaller_batches(checkpoints, photo_dir, tmp_path, monkeypatch):
+    """A classifier that 'runs out of memory' above 3 samples: the run halves batches and still gives every row,
+    identical to a run with small batches."""
+    from rlbind_bench.config import RunConfig
+    from rlbind_bench.runner import RunRequest, run_evaluation
+    from rlbind_bench.zeroshot import ZeroShotClassifier
+
+    original = ZeroShotClassifier.forward
+
+    def limited(self, x):
+        if x.shape[0] > 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(self, x)
+
+    monkeypatch.setattr(ZeroShotClassifier, "forward", limited)
+    common = dict(model=str(checkpoints["image"]), suite="clean", threats=["linf-pgd"], eps=[2 / 255], steps=2)
+    big = run_evaluation(RunRequest(config=RunConfig(batch_size=12, **common), out=tmp_path / "big",
+                                    dataset_dirs={"image": str(photo_dir)}, progress=False))
+    small = run_evaluation(RunRequest(config=RunConfig(batch_size=3, **common), out=tmp_path / "small",
+                                      dataset_dirs={"image": str(photo_dir)}, progress=False))
+    cols = ["sample_id", "threat", "clean_pred", "pred", "correct", "perturbation_norm"]
+    assert len(big.samples) == 24
+    pd.testing.assert_frame_equal(big.samples[cols], small.samples[cols])
