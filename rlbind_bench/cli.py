@@ -59,6 +59,7 @@ def add_run(sub) -> None:
                    help="a folder per class; class names = sorted sub-folders (repeatable)")
     p.add_argument("--templates", action="append", default=None, help="zero-shot template with {} (repeatable)")
     p.add_argument("--data-root", type=Path, default=None)
+    p.add_argument("--split", default=None, help="evaluate this split of named datasets (e.g. val)")
     p.add_argument("--n-samples", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
@@ -111,7 +112,7 @@ def cmd_run(args) -> int:
         cfg = RunConfig(model=name, suite=suite, modalities=args.modalities, datasets=datasets,
                         n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, seed=args.seed,
                         logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
-                        steps=args.steps, deterministic=args.deterministic)
+                        steps=args.steps, deterministic=args.deterministic, split=args.split)
         out = base_out / _slug(name) if len(models) > 1 else base_out
         outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
                                             datasets_file=args.datasets_file, dataset_dirs=dirs,

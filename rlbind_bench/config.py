@@ -162,5 +162,6 @@ class RunConfig:
     threats: list[str] | None = None
     eps: list[float] | None = None
     steps: int | None = None
+    split: str | None = None  # evaluate this split of the named datasets instead of their default
     deterministic: bool = False  # torch.use_deterministic_algorithms on GPU (slower; see docs/distributed.md)
     extra: dict = field(default_factory=dict)

@@ -133,6 +133,8 @@ def resolve_datasets(req: RunRequest, encoder: BoundEncoder) -> list[DatasetSpec
                                 "--dataset-dir MODALITY=PATH or --data-root")
         if cfg.templates:
             specs = [dataclasses.replace(s, templates=list(cfg.templates)) for s in specs]
+        if cfg.split:
+            specs = [dataclasses.replace(s, split=cfg.split) for s in specs]
     specs = [s for s in specs if s.modality in wanted_modalities]
     for s in specs:
         encoder.require(s.modality)

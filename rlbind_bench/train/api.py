@@ -81,13 +81,32 @@ def train(req: TrainRequest) -> dict:
         history.append({"stage": stage.name, "steps": stage.steps, "first_loss": _f(rows, 0),
                         "last_loss": _f(rows, -1)})
     encoder.save(out)
-    card = {"recipe": dataclasses.asdict(recipe), "stages": [dataclasses.asdict(s) for s in stages],
+    metrics = validation_metrics(out, req)
+    card = {"final_metrics": metrics, "recipe": dataclasses.asdict(recipe), "stages": [dataclasses.asdict(s) for s in stages],
             "init": req.init, "data": {m: data.datasets[m] for m in data.x},
             "classes": data.classes, "n_train": {m: len(y) for m, y in data.y.items()}, "git": git_hash(),
             "seconds": round(time.time() - started, 1), "history": history}
     (out / "training.json").write_text(json.dumps(card, indent=2, default=str))
     write_model_card(out, card)
     return card
+
+
+def validation_metrics(out: Path, req: TrainRequest) -> dict:
+    """Clean accuracy of the trained model on the datasets' val split (named datasets only; never test)."""
+    if not req.datasets:
+        return {}
+    from rlbind_bench.config import RunConfig
+    from rlbind_bench.runner import RunRequest, run_evaluation
+
+    cfg = RunConfig(model=str(out), suite="clean", datasets=list(req.datasets), split="val", n_samples=200)
+    try:
+        outcome = run_evaluation(RunRequest(config=cfg, out=out / "val-eval", data_root=req.data_root,
+                                            progress=False))
+    except UserError as exc:  # no val split: the card says so instead of failing the training
+        return {"error": str(exc)}
+    return {f"{r.modality}/{r.dataset}": {"val_accuracy": round(float(r.accuracy), 4), "n": int(r.n),
+                                          "ci": [round(float(r.ci_low), 4), round(float(r.ci_high), 4)]}
+            for r in outcome.summary.itertuples()}
 
 
 def _f(rows: list[dict], i: int):
@@ -105,5 +124,11 @@ def write_model_card(out: Path, card: dict) -> None:
              "## Stages", "", "| stage | steps | first loss | last loss |", "|---|---|---|---|"]
     for h in card["history"]:
         lines.append(f"| {h['stage']} | {h['steps']} | {h['first_loss']} | {h['last_loss']} |")
+    if card.get("final_metrics"):
+        lines += ["", "## Final metrics (clean, val split, up to 200 samples per dataset)", "",
+                  "| modality/dataset | accuracy | 95% CI | n |", "|---|---|---|---|"]
+        for key, m in card["final_metrics"].items():
+            if isinstance(m, dict) and "val_accuracy" in m:
+                lines.append(f"| {key} | {m['val_accuracy']:.3f} | [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}] | {m['n']} |")
     lines += ["", "Full settings: `training.json`. Evaluate: `rlbind-bench run --model THIS_FOLDER`.", ""]
     (out / "README.md").write_text("\n".join(lines))
