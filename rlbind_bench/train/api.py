@@ -98,12 +98,17 @@ def validation_metrics(out: Path, req: TrainRequest) -> dict:
     from rlbind_bench.config import RunConfig
     from rlbind_bench.runner import RunRequest, run_evaluation
 
+    import shutil
+    import tempfile
+
     cfg = RunConfig(model=str(out), suite="clean", datasets=list(req.datasets), split="val", n_samples=200)
+    scratch = Path(tempfile.mkdtemp(prefix="rlbind-val-"))
     try:
-        outcome = run_evaluation(RunRequest(config=cfg, out=out / "val-eval", data_root=req.data_root,
-                                            progress=False))
+        outcome = run_evaluation(RunRequest(config=cfg, out=scratch, data_root=req.data_root, progress=False))
     except UserError as exc:  # no val split: the card says so instead of failing the training
         return {"error": str(exc)}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return {f"{r.modality}/{r.dataset}": {"val_accuracy": round(float(r.accuracy), 4), "n": int(r.n),
                                           "ci": [round(float(r.ci_low), 4), round(float(r.ci_high), 4)]}
             for r in outcome.summary.itertuples()}
