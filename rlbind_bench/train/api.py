@@ -95,11 +95,11 @@ def validation_metrics(out: Path, req: TrainRequest) -> dict:
     """Clean accuracy of the trained model on the datasets' val split (named datasets only; never test)."""
     if not req.datasets:
         return {}
-    from rlbind_bench.config import RunConfig
-    from rlbind_bench.runner import RunRequest, run_evaluation
-
     import shutil
     import tempfile
+
+    from rlbind_bench.config import RunConfig
+    from rlbind_bench.runner import RunRequest, run_evaluation
 
     cfg = RunConfig(model=str(out), suite="clean", datasets=list(req.datasets), split="val", n_samples=200)
     scratch = Path(tempfile.mkdtemp(prefix="rlbind-val-"))
