@@ -8,13 +8,10 @@ BIN := $(VENV)/bin
 setup:
 	@scripts/setup.sh
 
-# Until the trained demo zoo lands: a LanguageBind-format checkpoint built here (random init, so accuracy
-# is near chance) evaluated on real photos shipped in scikit-image, with the quick suite's threats.
+# The offline demo: real packaged data for four modalities, the committed demo zoo, the quick suite.
 demo: setup
-	$(BIN)/rlbind-bench checkpoint build --modality image --size tiny --out runs/demo/checkpoint
-	$(BIN)/rlbind-bench data prepare photos --data-root runs/demo/data
-	$(BIN)/rlbind-bench run --model runs/demo/checkpoint --suite quick --dataset-dir image=runs/demo/data/photos \
-	  --templates "a photo of a {}." --out runs/demo/results
+	$(BIN)/rlbind-bench data prepare demo
+	$(BIN)/rlbind-bench run --out runs/demo
 
 test: setup
 	$(BIN)/python -m pytest -q -x --durations=15
@@ -29,7 +26,7 @@ lock:
 	$(BIN)/pip freeze --all --exclude-editable | grep -v '^rlbind' > requirements/lock.txt
 
 bench: setup
-	$(BIN)/python benchmarks/attack_throughput.py
+	$(BIN)/python benchmarks/attack_throughput.py --append docs/benchmarks.md
 
 clean:
 	rm -rf runs .pytest_cache
