@@ -7,7 +7,11 @@ BIN=.venv/bin
 DS=demo-digits-image,demo-digits-audio,demo-digits-thermal-sim,demo-digits-video
 OUT=${1:-zoo/demo}
 $BIN/rlbind-bench data prepare demo
-$BIN/rlbind-bench train --recipe demo/backbone --init demo/init --datasets "$DS" --out "$OUT/backbone" --no-progress
+$BIN/rlbind-bench train --recipe demo/backbone --init demo/init --datasets "$DS" --out "$OUT/backbone-phase1" \
+  --no-progress
+$BIN/rlbind-bench train --recipe demo/backbone-av --init "$OUT/backbone-phase1" --datasets "$DS" \
+  --out "$OUT/backbone" --no-progress
+rm -rf "$OUT/backbone-phase1"
 for recipe in fare tecoa pmg-aft rlbind; do
   $BIN/rlbind-bench train --recipe "demo/$recipe" --init "$OUT/backbone" --datasets "$DS" --out "$OUT/$recipe" \
     --no-progress

@@ -108,3 +108,20 @@ def test_resume_after_kill_is_exact(train_args, tmp_path):
     import csv
 
     assert len(list(csv.DictReader(open(cut / "train_log.csv")))) == 4
+
+
+def test_audio_augmentation_is_seeded_and_band_limits():
+    from rlbind_bench.train.augment import augment
+
+    t = torch.arange(16000) / 16000
+    x = torch.stack([0.3 * torch.sin(2 * math.pi * 6000 * t), 0.3 * torch.sin(2 * math.pi * 300 * t)])
+    settings = {"p_lowpass": 1.0, "lowpass_hz": 3400}
+    a = augment("audio", x, settings, torch.Generator().manual_seed(0))
+    b = augment("audio", x, settings, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    assert a[0].pow(2).mean() < 0.2 * x[0].pow(2).mean()  # 6 kHz tone mostly removed
+    assert a[1].pow(2).mean() > 0.8 * x[1].pow(2).mean()  # 300 Hz tone kept
+    noisy = augment("audio", x, {"snr_db": [10, 10]}, torch.Generator().manual_seed(1))
+    snr = 10 * torch.log10(x.pow(2).mean(1) / (noisy - x).pow(2).mean(1))
+    assert torch.allclose(snr, torch.full((2,), 10.0), atol=0.5)
+    assert torch.equal(augment("image", x, settings, torch.Generator()), x)  # no image augmenter: unchanged

@@ -227,6 +227,11 @@ class Trainer:
         parts["align"] = float(align)
         return w["anchor"] * anchor + w["align"] * align, parts
 
+    def _augment(self, m: str, x: torch.Tensor, step: int) -> torch.Tensor:
+        from rlbind_bench.train.augment import augment
+
+        return augment(m, x, self.recipe.augment.get(m), step_generator(self.recipe.seed, step, f"augment|{m}"))
+
     # --------------------------------------------------------------------------------------------- loop
     def train_step(self, step: int) -> dict:
         r = self.recipe
@@ -237,13 +242,13 @@ class Trainer:
         if r.objective == "rlbind-stage2":
             idx = class_balanced_batches({m: self.data.y[m] for m in self.modalities}, r.batch_size,
                                          r.classes_per_batch, g)
-            batches = {m: (self.data.x[m][i], self.data.y[m][i]) for m, i in idx.items()}
+            batches = {m: (self._augment(m, self.data.x[m][i], step), self.data.y[m][i]) for m, i in idx.items()}
             loss, parts = self.stage2_loss(batches, step_generator(r.seed, step, "attack"))
         else:
             total, parts = 0.0, {}
             for m in self.modalities:
                 i = sample_batch(self.data.y[m], r.batch_size, step_generator(r.seed, step, f"batch|{m}"))
-                part, _ = self.modality_loss(m, self.data.x[m][i], self.data.y[m][i],
+                part, _ = self.modality_loss(m, self._augment(m, self.data.x[m][i], step), self.data.y[m][i],
                                              step_generator(r.seed, step, f"attack|{m}"))
                 parts[f"loss_{m}"] = float(part)
                 total = total + part

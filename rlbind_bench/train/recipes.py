@@ -44,6 +44,7 @@ class Recipe:
     attack: AttackSettings = field(default_factory=AttackSettings)
     optim: OptimSettings = field(default_factory=OptimSettings)
     weights: dict = field(default_factory=dict)  # objective-specific loss weights
+    augment: dict = field(default_factory=dict)  # modality -> augmentation settings (train/augment.py)
     checkpoint_every: int = 50
     classes_per_batch: int = 8  # stage 2: class-balanced batches
     stages: tuple[str, ...] = ()  # composite recipes (rlbind): names of recipes run in order
