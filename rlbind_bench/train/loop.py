@@ -120,9 +120,8 @@ def lr_at(step: int, recipe: Recipe) -> float:
 
 def pgd_maximise(loss_fn, x: torch.Tensor, *, eps: float, steps: int, step_size: float, low: float, high: float,
                  random_start: bool, g: torch.Generator) -> torch.Tensor:
-    """L-inf PGD that maximises `loss_fn(x_adv)` (the recipe's inner loss); the model stays in train mode."""
-    scale = high - low
-    eps_abs, alpha = eps * scale, step_size * scale
+    """L-inf PGD that maximises `loss_fn(x_adv)` (the recipe's inner loss); eps and step in input-space units."""
+    eps_abs, alpha = eps, step_size
     delta = (torch.rand(x.shape, generator=g) * 2 - 1).to(x) * eps_abs if random_start else torch.zeros_like(x)
     x_adv = (x + delta).clamp(low, high).detach()
     for _ in range(steps):
@@ -179,7 +178,8 @@ class Trainer:
     def _attack(self, m: str, x: torch.Tensor, inner, g) -> torch.Tensor:
         a = self.recipe.attack
         low, high = self.data.low_high[m]
-        return pgd_maximise(inner, x, eps=a.eps, steps=a.steps, step_size=a.step_size, low=low, high=high,
+        eps, step_size = a.for_modality(m)
+        return pgd_maximise(inner, x, eps=eps, steps=a.steps, step_size=step_size, low=low, high=high,
                             random_start=a.random_start, g=g)
 
     def modality_loss(self, m: str, x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, dict]:

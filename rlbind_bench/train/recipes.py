@@ -16,11 +16,20 @@ TRAINABLE = ("tower", "projection")
 
 @dataclass(frozen=True)
 class AttackSettings:
+    """The training attack. eps and step_size are absolute, in the input space's units (as in evaluation):
+    [0,1] pixels, or [-1,1] waveform for audio. `eps_by_modality` overrides eps per modality (step_size is
+    scaled by the same factor)."""
+
     norm: str = "Linf"
     eps: float = 4 / 255
     steps: int = 10
     step_size: float = 1 / 255
     random_start: bool = True
+    eps_by_modality: dict = field(default_factory=dict)
+
+    def for_modality(self, modality: str) -> tuple[float, float]:
+        eps = float(self.eps_by_modality.get(modality, self.eps))
+        return eps, self.step_size * (eps / self.eps if self.eps else 1.0)
 
 
 @dataclass(frozen=True)
@@ -76,8 +85,11 @@ def recipe_from_dict(data: dict, where: str) -> Recipe:
         raise ConfigError(f"{where}: expected a mapping")
     data = dict(data)
     if "attack" in data:
-        data["attack"] = build_dataclass(AttackSettings, _numbers(data["attack"] or {}, ("eps", "step_size"), where),
-                                         f"{where}: attack")
+        attack = _numbers(data["attack"] or {}, ("eps", "step_size"), where)
+        if "eps_by_modality" in attack:
+            attack["eps_by_modality"] = {m: parse_number(v, f"{where}: eps_by_modality.{m}")
+                                         for m, v in (attack["eps_by_modality"] or {}).items()}
+        data["attack"] = build_dataclass(AttackSettings, attack, f"{where}: attack")
     if "optim" in data:
         optim = _numbers(data["optim"] or {}, ("lr", "weight_decay", "min_lr_ratio"), where)
         if "betas" in optim:
