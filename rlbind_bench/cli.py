@@ -294,6 +294,10 @@ def add_train(sub) -> None:
     p.add_argument("--trainable", default=None, help="tower | projection")
     p.add_argument("--modalities", type=_csv, default=None)
     p.add_argument("--checkpoint-every", type=int, default=None)
+    p.add_argument("--weight", action="append", default=[], type=_key_value, metavar="NAME=VALUE",
+                   help="override a loss weight of the recipe (e.g. align=0), repeatable")
+    p.add_argument("--align-weight", type=float, default=None, help="shorthand for --weight align=X")
+    p.add_argument("--mmd-weight", type=float, default=None, help="shorthand for --weight mmd=X")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -314,6 +318,18 @@ def cmd_train(args) -> int:
                  "optim.lr": args.lr, "optim.weight_decay": args.weight_decay, "optim.warmup": args.warmup,
                  "attack.eps": one(args.eps, "--eps"), "attack.steps": args.attack_steps,
                  "attack.step_size": one(args.attack_step_size, "--attack-step-size")}
+    try:
+        weights = {k: float(v) for k, v in args.weight}
+    except ValueError:
+        raise UserError("--weight takes NAME=NUMBER") from None
+    if args.align_weight is not None:
+        weights["align"] = args.align_weight
+    if args.mmd_weight is not None:
+        weights["mmd"] = args.mmd_weight
+    if weights:
+        from rlbind_bench.train.recipes import load_recipe
+
+        overrides["weights"] = {**load_recipe(args.recipe).weights, **weights}
     dirs = dict(args.dataset_dir)
     for modality, path in dirs.items():
         if not Path(path).expanduser().is_dir():
