@@ -35,6 +35,7 @@ def _probe(model):
 def test_probe_clean_model_passes():
     d = _probe(Linear())
     assert d["zero_grad_fraction"] == 0 and not d["randomized_output"] and d["large_eps_accuracy"] <= 0.1
+    assert d["accuracy_20_steps"] <= d["accuracy_5_steps"]
 
 
 def test_probe_flags_masking_and_randomness():
@@ -58,6 +59,8 @@ def test_table_checks():
     ])
     samples = pd.DataFrame({"dataset": ["d"], "threat": ["pgd"], "eps": [2 / 255], "broken_by": ["square"]})
     out = apply_checks(s, samples, {"d": {"zero_grad_fraction": 0.0}}, {"pgd": "pgd", "corruptions": "corruptions"})
+    more = apply_checks(s, samples, {"d": {"accuracy_5_steps": 0.2, "accuracy_20_steps": 0.3}}, {"pgd": "pgd"})
+    assert all("more_steps_raise_accuracy" in f for f in more[more["threat"] == "pgd"]["checks_failed"])
     flags = dict(zip(zip(out["threat"], out["eps"].round(6), strict=True), out["checks_failed"], strict=True))
     assert flags[("pgd", round(1 / 255, 6))] == "robust_above_clean"
     assert flags[("pgd", round(2 / 255, 6))] == "square_beats_whitebox"

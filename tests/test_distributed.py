@@ -67,3 +67,24 @@ def test_sigkill_at_several_points_then_resume(checkpoints, photo_dir, tmp_path)
         subprocess.run([sys.executable, "-m", "rlbind_bench"] + _args(checkpoints, photo_dir, out), env=env,
                        check=True, capture_output=True, timeout=600)
         pd.testing.assert_frame_equal(expected, _rows(out))
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(checkpoints, photo_dir, tmp_path):
+    env = _env(tmp_path)
+    reference = tmp_path / "ref"
+    subprocess.run([sys.executable, "-m", "rlbind_bench"] + _args(checkpoints, photo_dir, reference), env=env,
+                   check=True, capture_output=True, timeout=600)
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "rlbind_bench"] + _args(checkpoints, photo_dir, out), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode != 0:  # interrupted (it may also have finished first on a fast machine)
+        assert proc.returncode == 130, err[-2000:]
+        lines = [x for x in err.strip().splitlines() if x.strip()]
+        assert lines[-1].startswith("rlbind-bench: interrupted") and "Traceback" not in err
+        assert not (out / "samples.parquet").exists()
+    subprocess.run([sys.executable, "-m", "rlbind_bench"] + _args(checkpoints, photo_dir, out), env=env,
+                   check=True, capture_output=True, timeout=600)
+    pd.testing.assert_frame_equal(_rows(reference), _rows(out))

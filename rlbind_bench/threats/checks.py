@@ -37,6 +37,8 @@ CHECKS = {c.name: c for c in (
               "saturated or non-differentiable preprocessing masks the gradient; white-box numbers are upper bounds"),
     CheckInfo("randomized_output", "two forwards of the same input give different logits",
               "a randomised defence: use EOT (AutoAttack version 'rand') before trusting numbers"),
+    CheckInfo("more_steps_raise_accuracy", "PGD with 4x the steps leaves more samples correct than with fewer steps",
+              "the attack is not converging (step size, masked or noisy gradients)"),
     CheckInfo("square_beats_whitebox", "Square (black-box) breaks samples that APGD/FAB did not",
               "white-box attacks are failing: likely gradient masking"),
 )}
@@ -59,8 +61,17 @@ def probe_batch(model, x: torch.Tensor, y: torch.Tensor, low: float, high: float
                  ids=[str(i) for i in range(len(x))], seed=0, salt="large-eps-check")
     with torch.no_grad():
         acc = (model(adv).argmax(1) == y).float().mean().item()
+    # Same small eps, 5 vs 20 steps: more steps must not leave more samples correct.
+    small = (1 / 255 if norm == "Linf" else 0.25) * (high - low)
+    few_many = []
+    for k in (5, 20):
+        a, _ = pgd(model, x, y, eps=small, norm=norm, steps=k, step_size=2.5 * small / k, low=low, high=high,
+                   ids=[str(i) for i in range(len(x))], seed=0, salt=f"steps-check-{k}")
+        with torch.no_grad():
+            few_many.append((model(a).argmax(1) == y).float().mean().item())
     return {"zero_grad_fraction": zero, "randomized_output": randomized, "large_eps": eps,
-            "large_eps_accuracy": acc, "n": len(x)}
+            "large_eps_accuracy": acc, "steps_check_eps": small, "accuracy_5_steps": few_many[0],
+            "accuracy_20_steps": few_many[1], "n": len(x)}
 
 
 def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict, attack_of: dict) -> pd.DataFrame:
@@ -83,6 +94,8 @@ def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict
                 failed[i].add("zero_gradients")
             if diag.get("randomized_output"):
                 failed[i].add("randomized_output")
+            if diag.get("accuracy_20_steps", 0.0) > diag.get("accuracy_5_steps", 1.0) + 1e-12:
+                failed[i].add("more_steps_raise_accuracy")
         for _threat, tg in grp[grp["threat"].map(lambda t: attack_of.get(t.split(":")[0], "") in ADVERSARIAL)].groupby(
                 ["threat", "norm"]):
             ordered = tg.sort_values("eps")
