@@ -69,10 +69,12 @@ def default_step_size(eps: float, steps: int) -> float:
 
 def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps: int, step_size: float,
         low: float, high: float, ids: list[str], seed: int, salt: str, restarts: int = 1,
-        random_init: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (x_adv, broken) where broken[i] says an iterate misclassified sample i."""
+        random_init: bool = True, return_logits: bool = False):
+    """Return (x_adv, broken[, logits]): broken[i] says an iterate misclassified sample i; logits are the model's
+    at x_adv (kept from the step that found it), so callers need no extra forward."""
     best = x.clone()
     broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    best_logits = None
     for r in range(restarts):
         todo = ~broken
         if not todo.any():
@@ -83,25 +85,37 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps
         x_adv = (xs + delta).clamp(low, high)
         found = torch.zeros(len(xs), dtype=torch.bool, device=x.device)
         kept = x_adv.clone()
+        kept_logits = None
         for _ in range(steps):
             x_adv.requires_grad_(True)
             logits = model(x_adv)
             loss = F.cross_entropy(logits.float(), ys, reduction="sum")
             grad, = torch.autograd.grad(loss, x_adv)
             with torch.no_grad():
+                logits = logits.detach().float()
+                kept_logits = torch.empty_like(logits) if kept_logits is None else kept_logits
                 wrong = (logits.argmax(1) != ys) & ~found
-                kept[wrong] = x_adv[wrong].detach()
-                found |= wrong
+                if wrong.any():
+                    kept[wrong] = x_adv[wrong].detach()
+                    kept_logits[wrong] = logits[wrong]
+                    found |= wrong
                 x_adv = x_adv.detach() + step_size * step_direction(grad, norm)
                 x_adv = (xs + project(x_adv - xs, eps, norm)).clamp(low, high)
         with torch.no_grad():
-            wrong = (model(x_adv).argmax(1) != ys) & ~found
-            kept[wrong] = x_adv[wrong]
-            found |= wrong
-            kept[~found] = x_adv[~found]
+            final = model(x_adv).float()
+            kept_logits = torch.empty_like(final) if kept_logits is None else kept_logits
+            rest = ~found
+            kept[rest] = x_adv[rest]
+            kept_logits[rest] = final[rest]
+            found |= final.argmax(1) != ys
         idx = todo.nonzero().squeeze(1)
         best[idx] = kept
         broken[idx] = found
+        if best_logits is None:
+            best_logits = torch.zeros(len(x), kept_logits.shape[1], device=x.device)
+        best_logits[idx] = kept_logits
+    if return_logits:
+        return best.detach(), broken, best_logits
     return best.detach(), broken
 
 
@@ -122,16 +136,16 @@ class PGD(Attack):
         todo &= finite_rows(clean)
         x_final = x.clone()
         broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        logits = clean.clone()
         if todo.any() and cell.eps > 0:
             ids = [i for i, t in zip(ctx.sample_ids, todo.tolist(), strict=True) if t]
-            adv, hit = pgd(model, x[todo], y[todo], eps=cell.eps, norm=cell.norm, steps=self.spec.steps,
-                           step_size=self.step_size(cell.eps), low=ctx.low, high=ctx.high, ids=ids,
-                           seed=self.spec.seed + ctx.seed, salt=cell.key, restarts=self.spec.restarts,
-                           random_init=self.spec.random_start)
+            adv, hit, adv_logits = pgd(model, x[todo], y[todo], eps=cell.eps, norm=cell.norm, steps=self.spec.steps,
+                                       step_size=self.step_size(cell.eps), low=ctx.low, high=ctx.high, ids=ids,
+                                       seed=self.spec.seed + ctx.seed, salt=cell.key, restarts=self.spec.restarts,
+                                       random_init=self.spec.random_start, return_logits=True)
             x_final[todo] = adv
             broken[todo] = hit
-        with torch.no_grad():
-            logits = torch.where(todo[:, None], model(x_final).float(), clean) if todo.any() else clean
+            logits[todo] = adv_logits
         return BatchResult(
             pred=logits.argmax(1).cpu(), margin=margins(logits, y).cpu(), attacked=todo.cpu(),
             perturbation_norm=per_sample_norm(x_final - x, cell.norm).cpu(),
