@@ -124,4 +124,35 @@ def test_audio_augmentation_is_seeded_and_band_limits():
     noisy = augment("audio", x, {"snr_db": [10, 10]}, torch.Generator().manual_seed(1))
     snr = 10 * torch.log10(x.pow(2).mean(1) / (noisy - x).pow(2).mean(1))
     assert torch.allclose(snr, torch.full((2,), 10.0), atol=0.5)
-    assert torch.equal(augment("image", x, settings, torch.Generator()), x)  # no image augmenter: unchanged
+    assert torch.equal(augment("depth", x, settings, torch.Generator()), x)  # no depth augmenter: unchanged
+
+
+def test_telephone_speed_and_time_mask_augmentations():
+    from rlbind_bench.train.augment import augment
+
+    t = torch.arange(16000) / 16000
+    x = torch.stack([0.3 * torch.sin(2 * math.pi * 5000 * t), 0.3 * torch.sin(2 * math.pi * 500 * t)])
+    tel = augment("audio", x, {"p_telephone": 1.0}, torch.Generator().manual_seed(0))
+    assert tel.shape == x.shape
+    assert tel[0, 1000:-1000].pow(2).mean() < 0.01 * x[0].pow(2).mean()  # above 4 kHz: gone, as on a phone line
+    assert tel[1, 1000:-1000].pow(2).mean() > 0.9 * x[1].pow(2).mean()
+    fast = augment("audio", x[1:], {"speed": [1.25, 1.25]}, torch.Generator())
+    spectrum = torch.fft.rfft(fast[0, 4000:12000]).abs()
+    assert abs(int(spectrum.argmax()) * 16000 / 8000 - 625) < 10  # 500 Hz played 1.25x faster
+    masked = augment("audio", x, {"time_mask_s": 0.2}, torch.Generator().manual_seed(3))
+    zeros = (masked == 0) & (x != 0)
+    assert 0 < zeros.sum(1).max() <= 3200
+
+
+def test_frame_augmentation_moves_every_frame_alike():
+    from rlbind_bench.train.augment import augment
+
+    clip = torch.zeros(2, 4, 3, 32, 32)
+    clip[..., 12:20, 12:20] = 1.0
+    out = augment("video", clip, {"zoom": [0.5, 0.5], "translate": 0.0}, torch.Generator().manual_seed(0))
+    assert out.shape == clip.shape
+    assert torch.equal(out[:, 0], out[:, 3])  # the same geometric draw for every frame of a clip
+    assert 0 < out[0, 0, 0].sum() < 0.5 * clip[0, 0, 0].sum()  # zoomed out: the square covers a quarter
+    a = augment("image", clip[:, 0], {"zoom": [0.6, 1.2], "translate": 0.2}, torch.Generator().manual_seed(5))
+    b = augment("image", clip[:, 0], {"zoom": [0.6, 1.2], "translate": 0.2}, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
