@@ -6,8 +6,9 @@ the input box) with three differences that only make it stronger or reproducible
   rows do not depend on batch composition;
 - every iterate is checked: a sample counts as broken if any iterate misclassifies it (the iterate is
   kept), not only the last one;
-- restarts keep the first successful one.
-Cost: steps forward+backward passes plus one forward per restart for the final iterate.
+- restarts keep the first successful one;
+- a sample leaves the batch as soon as an iterate breaks it (its later iterates could not change the result).
+Cost: at most steps forward+backward passes plus one forward of the still-unbroken samples per restart.
 """
 
 from __future__ import annotations
@@ -67,6 +68,48 @@ def default_step_size(eps: float, steps: int) -> float:
     return 2.5 * eps / max(steps, 1)
 
 
+def _attack_until_broken(model, xs, ys, x_adv, *, eps, norm, steps, step_size, low, high):
+    """PGD iterations from x_adv; a sample leaves the batch at the first iterate that misclassifies it.
+
+    The result is the same as iterating every sample for all steps and keeping its first misclassified
+    iterate (what counts), but broken samples cost nothing more: on a model that breaks half the samples
+    early this is where the speed over a plain PGD loop comes from.
+    """
+    n = len(xs)
+    kept, found = x_adv.clone(), torch.zeros(n, dtype=torch.bool, device=xs.device)
+    kept_logits = None
+    active = torch.arange(n, device=xs.device)
+    cur = x_adv
+    for _ in range(steps):
+        if not len(active):
+            break
+        cur = cur.detach().requires_grad_(True)
+        logits = model(cur)
+        loss = F.cross_entropy(logits.float(), ys[active], reduction="sum")
+        grad, = torch.autograd.grad(loss, cur)
+        with torch.no_grad():
+            logits = logits.detach().float()
+            if kept_logits is None:
+                kept_logits = logits.new_empty((n, logits.shape[1]))
+            wrong = logits.argmax(1) != ys[active]
+            cur = cur.detach()
+            if wrong.any():
+                hit = active[wrong]
+                kept[hit], kept_logits[hit], found[hit] = cur[wrong], logits[wrong], True
+                still = ~wrong
+                active, cur, grad = active[still], cur[still], grad[still]
+            base = xs[active]
+            cur = (base + project(cur + step_size * step_direction(grad, norm) - base, eps, norm)).clamp(low, high)
+    if len(active):
+        with torch.no_grad():
+            final = model(cur).float()
+        if kept_logits is None:
+            kept_logits = final.new_empty((n, final.shape[1]))
+        kept[active], kept_logits[active] = cur, final
+        found[active] = final.argmax(1) != ys[active]
+    return kept, kept_logits, found
+
+
 def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps: int, step_size: float,
         low: float, high: float, ids: list[str], seed: int, salt: str, restarts: int = 1,
         random_init: bool = True, return_logits: bool = False):
@@ -82,32 +125,9 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps
         xs, ys = x[todo], y[todo]
         sub_ids = [i for i, t in zip(ids, todo.tolist(), strict=True) if t]
         delta = random_start(xs, eps, norm, sub_ids, seed, f"{salt}|r{r}") if random_init else torch.zeros_like(xs)
-        x_adv = (xs + delta).clamp(low, high)
-        found = torch.zeros(len(xs), dtype=torch.bool, device=x.device)
-        kept = x_adv.clone()
-        kept_logits = None
-        for _ in range(steps):
-            x_adv.requires_grad_(True)
-            logits = model(x_adv)
-            loss = F.cross_entropy(logits.float(), ys, reduction="sum")
-            grad, = torch.autograd.grad(loss, x_adv)
-            with torch.no_grad():
-                logits = logits.detach().float()
-                kept_logits = torch.empty_like(logits) if kept_logits is None else kept_logits
-                wrong = (logits.argmax(1) != ys) & ~found
-                if wrong.any():
-                    kept[wrong] = x_adv[wrong].detach()
-                    kept_logits[wrong] = logits[wrong]
-                    found |= wrong
-                x_adv = x_adv.detach() + step_size * step_direction(grad, norm)
-                x_adv = (xs + project(x_adv - xs, eps, norm)).clamp(low, high)
-        with torch.no_grad():
-            final = model(x_adv).float()
-            kept_logits = torch.empty_like(final) if kept_logits is None else kept_logits
-            rest = ~found
-            kept[rest] = x_adv[rest]
-            kept_logits[rest] = final[rest]
-            found |= final.argmax(1) != ys
+        kept, kept_logits, found = _attack_until_broken(model, xs, ys, (xs + delta).clamp(low, high), eps=eps,
+                                                        norm=norm, steps=steps, step_size=step_size, low=low,
+                                                        high=high)
         idx = todo.nonzero().squeeze(1)
         best[idx] = kept
         broken[idx] = found
