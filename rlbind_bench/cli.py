@@ -68,6 +68,9 @@ def add_run(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="results folder (default: runs/<model>-<suite>)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU algorithms (slower); CPU runs are deterministic anyway")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader worker processes that decode (and corrupt) ahead of the model; speed only "
+                        "(default: 0 on CPU, min(8, cores - 1) on a GPU)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_run)
 
@@ -112,7 +115,8 @@ def cmd_run(args) -> int:
         cfg = RunConfig(model=name, suite=suite, modalities=args.modalities, datasets=datasets,
                         n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, seed=args.seed,
                         logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
-                        steps=args.steps, deterministic=args.deterministic, split=args.split)
+                        steps=args.steps, deterministic=args.deterministic, split=args.split,
+                        workers=args.workers)
         out = base_out / _slug(name) if len(models) > 1 else base_out
         outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
                                             datasets_file=args.datasets_file, dataset_dirs=dirs,

@@ -164,4 +164,5 @@ class RunConfig:
     steps: int | None = None
     split: str | None = None  # evaluate this split of the named datasets instead of their default
     deterministic: bool = False  # torch.use_deterministic_algorithms on GPU (slower; see docs/distributed.md)
+    workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, else min(8, cores - 1)
     extra: dict = field(default_factory=dict)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from rlbind_bench import __version__
 from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_datasets
@@ -274,8 +274,9 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     # Deterministic, so that a resumed run's parts carry the same run_id as an uninterrupted one.
     # batch_size and device only change speed (AutoAttack rows aside, which record batch_size in run.json).
     identity = {k: v for k, v in dataclasses.asdict(cfg).items()
-                if k not in ("batch_size", "device", "deterministic")}
+                if k not in ("batch_size", "device", "deterministic", "workers")}
     run_id = config_hash({"config": identity, "fingerprint": encoder.fingerprint()})[:12]
+    workers = resolve_workers(cfg.workers, device)
     parts_dir = out / "parts"
     skipped: dict[str, list[str]] = {}
     cell_catalogue: list[dict] = []
@@ -309,6 +310,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                                                    norm=next(c.norm for a, c in plan if a.spec.attack in ADVERSARIAL))
             n_shards = math.ceil(len(index.samples) / shard_size)
             task = progress.add(f"{spec.modality}/{spec.name}", len(index.samples))
+            pending: list[tuple[Path, range]] = []
             for shard in range(n_shards):
                 if shard % world != rank:  # deterministic round-robin: each rank writes its own parts
                     continue
@@ -320,11 +322,13 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                         skipped.setdefault(spec.name, []).extend(json.loads(sidecar.read_text()))
                     progress.update(task, hi - lo, 0.0)
                     continue
-                rows, bad = _run_shard(dataset, range(lo, hi), classifier, plan, hashes, cfg, run_id, spec, space,
-                                       device, progress, task)
+                pending.append((part, range(lo, hi)))
+            for part, rows, bad in _run_shards(dataset, pending, classifier, plan, hashes, cfg, run_id, spec, space,
+                                               device, workers, progress, task):
                 skipped.setdefault(spec.name, []).extend(bad)
                 frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
-                write_json_atomic(sidecar, bad)  # first: a part without its sidecar would lose the skip list
+                # The sidecar first: a part without its sidecar would lose the skip list.
+                write_json_atomic(part.with_suffix(".skipped.json"), bad)
                 write_table_atomic(part, frame, SAMPLE_SCHEMA)
     _barrier(world)
     if rank != 0:  # rank 0 merges; the others only wrote their parts
@@ -396,24 +400,49 @@ def _device_name(device: torch.device) -> str:
     return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def _run_shard(dataset, indices, classifier, plan: list[tuple[Attack, Cell]], hashes, cfg: RunConfig, run_id,
-               spec: DatasetSpec, space, device, progress, task):
-    loader = DataLoader(Subset(dataset, list(indices)), batch_size=cfg.batch_size, shuffle=False,
-                        collate_fn=collate_skipping, num_workers=0)
+def resolve_workers(requested: int | None, device: torch.device) -> int:
+    """DataLoader worker processes: the requested number, or 0 on CPU and min(8, cores - 1) on a GPU."""
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 0:
+            raise ConfigError(f"--workers must be a non-negative integer, got {requested!r}")
+        return requested
+    if device.type == "cpu":
+        # The model's forward already uses every core: decoding in other processes would only take turns with it.
+        return 0
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def _run_shards(dataset, pending: list[tuple[Path, range]], classifier, plan: list[tuple[Attack, Cell]], hashes,
+                cfg: RunConfig, run_id, spec: DatasetSpec, space, device, workers: int, progress, task):
+    """Yield (part, rows, skipped) per pending shard, in order.
+
+    One loader covers every pending shard, so that workers keep decoding (and prefetching) across shard
+    boundaries; no batch spans two shards, so a shard's rows do not depend on which shards were pending."""
+    if not pending:
+        return
+    batches, last_of = [], {}
+    for n, (_, indices) in enumerate(pending):
+        batches += [list(indices[i:i + cfg.batch_size]) for i in range(0, len(indices), cfg.batch_size)]
+        last_of[len(batches) - 1] = n
+    extra = {"prefetch_factor": 2, "persistent_workers": False} if workers > 0 else {}
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_skipping, num_workers=workers,
+                        pin_memory=device.type == "cuda", **extra)
     rows: list[tuple] = []
     bad: list[str] = []
     samples = dataset.index.samples
-    # InputSpaceDataset returns dataset-level indices (Subset passes them through unchanged).
-    for batch_idx, x, failures in loader:
+    # InputSpaceDataset returns dataset-level indices: the rows never depend on batch order.
+    for b, (batch_idx, x, failures) in enumerate(loader):
         bad += [f"{samples[i].sample_id}: {err}" for i, err in failures]
-        if x is None:
-            continue
-        t0 = time.time()
-        idx = [int(i) for i in batch_idx]
-        space.check(x)
-        rows += _evaluate_with_backoff(x, idx, samples, classifier, plan, hashes, cfg, run_id, spec, space, device)
-        progress.update(task, len(idx), len(idx) / max(time.time() - t0, 1e-9))
-    return rows, bad
+        if x is not None:
+            t0 = time.time()
+            idx = [int(i) for i in batch_idx]
+            space.check(x)
+            rows += _evaluate_with_backoff(x, idx, samples, classifier, plan, hashes, cfg, run_id, spec, space,
+                                           device)
+            progress.update(task, len(idx), len(idx) / max(time.time() - t0, 1e-9))
+        if b in last_of:
+            yield pending[last_of[b]][0], rows, bad
+            rows, bad = [], []
 
 
 def _evaluate_with_backoff(x, idx, samples, classifier, plan, hashes, cfg, run_id, spec, space,
