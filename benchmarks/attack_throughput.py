@@ -1,7 +1,7 @@
 """Attack throughput against the physical bound and the peers, on one model and one set of samples.
 
     .venv/bin/python benchmarks/attack_throughput.py [--size tiny|small|vit-b] [--n 32] [--steps 10]
-                                                    [--autoattack] [--append docs/benchmarks.md]
+                                                    [--model demo/rlbind] [--autoattack] [--append docs/benchmarks.md]
 
 (a) bound: steps x one forward+backward of the zero-shot classifier per batch;
 (b) the project's PGD-k (threats/pgd.py, through the Attack interface the runner uses);
@@ -41,7 +41,8 @@ def timed(fn, repeat: int = 1):
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", default="tiny")
+    ap.add_argument("--size", default="tiny", help="LanguageBind-format checkpoint size (tiny|small|vit-b|vit-l)")
+    ap.add_argument("--model", default=None, help="a model spec instead (e.g. demo/rlbind), on demo images")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
@@ -62,20 +63,33 @@ def main() -> int:
     from rlbind_bench.threats.pgd import PGD
     from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
-    tmp = Path(tempfile.mkdtemp(prefix="rlbind-bench-"))
-    ckpt = build_languagebind_checkpoint(tmp / "ckpt", "image", size=args.size, seed=0)
-    photos = prepare_photos(tmp / "photos")
-    enc = load_encoder(str(ckpt))
+    if args.model:
+        # A zoo/user model on real demo images (the demo model of the performance issue).
+        from rlbind_bench.runner import default_data_root
+
+        enc = load_encoder(args.model)
+        root = default_data_root() / "demo-digits-image"
+        files = sorted((root / "test").rglob("*.png"))[: args.n]
+        if not files:
+            raise SystemExit(f"no demo images under {root}: run `rlbind-bench data prepare demo` first")
+        classes = (root / "classes.txt").read_text().split()
+        what = f"`{args.model}` image tower, {len(files)} real demo digit images (64x64)"
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="rlbind-bench-"))
+        ckpt = build_languagebind_checkpoint(tmp / "ckpt", "image", size=args.size, seed=0)
+        photos = prepare_photos(tmp / "photos")
+        enc = load_encoder(str(ckpt))
+        files = sorted(photos.rglob("*.png"))
+        classes = ["cat", "coffee", "rocket", "astronaut"]
+        what = f"LanguageBind-format image tower `{args.size}` (random init), real photos (scikit-image, 224x224)"
     for p in enc.parameters():
         p.requires_grad_(False)
     cfg = enc.preprocess_config("image")
-    files = sorted(photos.rglob("*.png"))
     base = torch.stack([get_handler("image").load(f, cfg) for f in files])
     reps = (args.n + len(base) - 1) // len(base)
-    # Real photos, tiled and shifted by a pixel per copy so no two samples are identical.
+    # Real images, tiled and shifted by a pixel per copy so no two samples are identical.
     x_all = torch.cat([torch.roll(base, shifts=i, dims=-1) for i in range(reps)])[: args.n]
     ids = [f"s{i}" for i in range(len(x_all))]
-    classes = ["cat", "coffee", "rocket", "astronaut"]
     t_text, class_emb = timed(lambda: build_class_embeddings(enc, classes, ["a photo of a {}."] * 20))
     clf = ZeroShotClassifier(enc, "image", class_emb).eval()
     with torch.no_grad():
@@ -105,7 +119,8 @@ def main() -> int:
         for x, y, bid in batches:
             with torch.no_grad():
                 logits = clf(x)
-            res = attack.run(clf, x, y, cell, AttackContext("image", 0, bid, logits, 0.0, 1.0, 4, torch.device("cpu")))
+            ctx = AttackContext("image", 0, bid, logits, 0.0, 1.0, len(classes), torch.device("cpu"))
+            res = attack.run(clf, x, y, cell, ctx)
             correct += int((res.pred == y).sum())
         return correct / len(x_all)
 
@@ -123,13 +138,13 @@ def main() -> int:
     t_proj, acc_proj = timed(project, 1)
     t_peer, acc_peer = timed(peer, 1)
     lines = [
-        f"model: LanguageBind-format image tower `{args.size}` (random init), {len(x_all)} real photos "
-        f"(scikit-image, 224x224), batch {args.batch_size}; L-inf PGD-{steps}, eps {eps * 255:.3g}/255",
+        f"model: {what}; {len(x_all)} samples (labels: the model's own predictions, so all start correct), "
+        f"batch {args.batch_size}; L-inf PGD-{steps}, eps {eps * 255:.3g}/255",
         "",
         "| measurement | seconds | samples/s | robust acc | ratio |",
         "|---|---|---|---|---|",
         f"| clean forward | {t_clean:.3f} | {len(x_all) / t_clean:.1f} | | |",
-        f"| text embeddings (4 classes x 20 templates) | {t_text:.3f} | | | |",
+        f"| text embeddings ({len(classes)} classes x 20 templates) | {t_text:.3f} | | | |",
         f"| bound: {steps} x (fwd+bwd) | {t_bound:.3f} | {len(x_all) / t_bound:.1f} | | 1.00 |",
         f"| rlbind-bench PGD-{steps} | {t_proj:.3f} | {len(x_all) / t_proj:.1f} | {acc_proj:.3f} | "
         f"{t_proj / t_bound:.2f} x bound, {t_proj / t_peer:.2f} x torchattacks |",
@@ -148,8 +163,8 @@ def main() -> int:
             for x, y, bid in batches:
                 with torch.no_grad():
                     logits = clf(x)
-                res = aa.run(clf, x, y, aa.cells()[0], AttackContext("image", 0, bid, logits, 0.0, 1.0, 4,
-                                                                     torch.device("cpu")))
+                res = aa.run(clf, x, y, aa.cells()[0], AttackContext("image", 0, bid, logits, 0.0, 1.0,
+                                                                     len(classes), torch.device("cpu")))
                 correct += int((res.pred == y).sum())
             return correct / len(x_all)
 
@@ -157,8 +172,8 @@ def main() -> int:
             correct = 0
             for x, y, _ in batches:
                 ref = make_autoattack(UnitBoxView(clf, tuple(x.shape[1:]), 0.0, 1.0), eps=eps, norm="Linf",
-                                      version="standard", attacks_to_run=(), n_classes=4, n_target_classes=9,
-                                      seed=0, device="cpu")
+                                      version="standard", attacks_to_run=(), n_classes=len(classes),
+                                      n_target_classes=len(classes) - 1, seed=0, device="cpu")
                 _, y_adv = ref.run_standard_evaluation(x, y, batch_size=len(x))
                 correct += int((y_adv == y).sum())
             return correct / len(x_all)
