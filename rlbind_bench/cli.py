@@ -71,6 +71,11 @@ def add_run(sub) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="DataLoader worker processes that decode (and corrupt) ahead of the model; speed only "
                         "(default: 0 on CPU, min(8, cores - 1) on a GPU)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: the encoder under torch.autocast, logits in float32; changes the numbers, so it "
+                        "enters run_id and config_hash")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the zero-shot classifier; recorded in run_id and config_hash")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_run)
 
@@ -116,7 +121,7 @@ def cmd_run(args) -> int:
                         n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, seed=args.seed,
                         logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
                         steps=args.steps, deterministic=args.deterministic, split=args.split,
-                        workers=args.workers)
+                        workers=args.workers, precision=args.precision, compile=args.compile)
         out = base_out / _slug(name) if len(models) > 1 else base_out
         outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
                                             datasets_file=args.datasets_file, dataset_dirs=dirs,

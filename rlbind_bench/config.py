@@ -165,4 +165,6 @@ class RunConfig:
     split: str | None = None  # evaluate this split of the named datasets instead of their default
     deterministic: bool = False  # torch.use_deterministic_algorithms on GPU (slower; see docs/distributed.md)
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, else min(8, cores - 1)
+    precision: str = "fp32"  # fp32 | bf16 (autocast around the encoder; logits stay float32)
+    compile: bool = False  # torch.compile the zero-shot classifier
     extra: dict = field(default_factory=dict)

@@ -41,6 +41,13 @@ from rlbind_bench.threats.registry import build_attack, load_threats, validate_e
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
 SHARD_SIZE = 256
+# Config fields that only change speed: left out of run_id (AutoAttack rows aside, which record batch_size).
+SPEED_ONLY = ("batch_size", "device", "deterministic", "workers")
+# Options that change the numbers, with their defaults. They enter run_id and every cell's config_hash only
+# when set, so runs made before the options existed keep their hashes.
+NUMERIC_OPTIONS = {"precision": "fp32", "compile": False}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+_NO_DEFAULT = object()
 
 
 def user_cache_dir() -> Path:
@@ -246,12 +253,16 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
         raise ConfigError("--batch-size must be >= 1")
     if cfg.n_samples is not None and cfg.n_samples < 1:
         raise ConfigError("--n-samples must be >= 1")
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     out = Path(req.out)
     check_writable(out)
     started = time.time()
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda given but no CUDA device is available")
+    if cfg.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"--precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16")
     threat_specs = resolve_threats(cfg)
     suite = get_suite(cfg.suite)
     n_samples = cfg.n_samples if cfg.n_samples is not None else suite.n_samples
@@ -272,10 +283,10 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     datasets = resolve_datasets(req, encoder)
     data_root = req.data_root or default_data_root()
     # Deterministic, so that a resumed run's parts carry the same run_id as an uninterrupted one.
-    # batch_size and device only change speed (AutoAttack rows aside, which record batch_size in run.json).
     identity = {k: v for k, v in dataclasses.asdict(cfg).items()
-                if k not in ("batch_size", "device", "deterministic", "workers")}
+                if k not in SPEED_ONLY and NUMERIC_OPTIONS.get(k, _NO_DEFAULT) != v}
     run_id = config_hash({"config": identity, "fingerprint": encoder.fingerprint()})[:12]
+    numeric_options = {k: getattr(cfg, k) for k, default in NUMERIC_OPTIONS.items() if getattr(cfg, k) != default}
     workers = resolve_workers(cfg.workers, device)
     parts_dir = out / "parts"
     skipped: dict[str, list[str]] = {}
@@ -288,14 +299,17 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             space = encoder.input_space(spec.modality, **hints)
             class_emb = build_class_embeddings(encoder, index.prompts, spec.template_list(),
                                                cache_dir=user_cache_dir() / "text")
-            classifier = ZeroShotClassifier(encoder, spec.modality, class_emb.to(device), cfg.logit_scale).eval()
+            classifier = ZeroShotClassifier(encoder, spec.modality, class_emb.to(device), cfg.logit_scale,
+                                            autocast_dtype=PRECISIONS[cfg.precision]).eval()
+            if cfg.compile:
+                classifier = torch.compile(classifier)
             attacks = [build_attack(t) for t in threat_specs if spec.modality in t.modalities]
             plan = [(a, c) for a in attacks for c in cells_of(a, spec.modality)]
             if not plan:
                 continue
             base_cfg = {"model": cfg.model, "fingerprint": encoder.fingerprint(), "dataset": spec.name,
                         "templates": spec.template_list(), "classes": index.prompts, "logit_scale": cfg.logit_scale,
-                        "space": dataclasses.asdict(space), "seed": cfg.seed}
+                        "space": dataclasses.asdict(space), "seed": cfg.seed, **numeric_options}
             hashes = {c.key: config_hash({**base_cfg, **a.cell_config(c)}) for a, c in plan}
             for a, c in plan:
                 cell_catalogue.append({"dataset": spec.name, "modality": spec.modality, "cell": c.key,

@@ -55,11 +55,12 @@ class ZeroShotClassifier(nn.Module):
     """Raw input (the modality's input space) -> logits = scale * <normalised embedding, class embedding>."""
 
     def __init__(self, encoder: BoundEncoder, modality: str, class_embeddings: torch.Tensor,
-                 logit_scale: float = DEFAULT_LOGIT_SCALE):
+                 logit_scale: float = DEFAULT_LOGIT_SCALE, autocast_dtype: torch.dtype | None = None):
         super().__init__()
         self.encoder = encoder
         self.modality = modality
         self.logit_scale = float(logit_scale)
+        self.autocast_dtype = autocast_dtype  # e.g. torch.bfloat16: the encoder's forward under autocast
         self.register_buffer("class_embeddings", class_embeddings.float(), persistent=False)
 
     @property
@@ -67,5 +68,12 @@ class ZeroShotClassifier(nn.Module):
         return self.class_embeddings.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = F.normalize(self.encoder.encode(self.modality, x).float(), dim=-1)
+        if self.autocast_dtype is None:
+            emb = self.encoder.encode(self.modality, x)
+        else:
+            with torch.autocast(x.device.type, dtype=self.autocast_dtype):
+                emb = self.encoder.encode(self.modality, x)
+        # Outside autocast: cosines scaled by 100 in bf16 (8 bits of mantissa) would tie close classes and
+        # give attacks a quantised loss.
+        feats = F.normalize(emb.float(), dim=-1)
         return self.logit_scale * feats @ self.class_embeddings.T

@@ -55,3 +55,89 @@ def test_workers_default_and_validation():
     assert resolve_workers(3, torch.device("cpu")) == 3
     with pytest.raises(ConfigError, match="--workers"):
         resolve_workers(-1, torch.device("cpu"))
+
+
+def _api_run(checkpoints, photo_dir, out, **options):
+    from rlbind_bench.config import RunConfig
+    from rlbind_bench.runner import RunRequest, run_evaluation
+
+    cfg = RunConfig(model=str(checkpoints["image"]), suite="clean", templates=["a photo of a {}."], batch_size=6,
+                    **options)
+    return run_evaluation(RunRequest(config=cfg, out=out, dataset_dirs={"image": str(photo_dir)}, progress=False))
+
+
+@pytest.fixture(scope="module")
+def fp32_run(checkpoints, photo_dir, tmp_path_factory):
+    return _api_run(checkpoints, photo_dir, tmp_path_factory.mktemp("fp32") / "o")
+
+
+def test_bf16_on_cpu_is_close_to_fp32_and_recorded(checkpoints, photo_dir, fp32_run, tmp_path):
+    bf16 = _api_run(checkpoints, photo_dir, tmp_path / "bf16", precision="bf16")
+    a, b = fp32_run.samples, bf16.samples
+    assert len(a) == len(b) == 12 and list(a["sample_id"]) == list(b["sample_id"]) and b["margin"].notna().all()
+    assert (a["clean_pred"] == b["clean_pred"]).mean() >= 0.75
+    assert abs(a["correct"].mean() - b["correct"].mean()) <= 0.25
+    assert bf16.run["run_id"] != fp32_run.run["run_id"] and bf16.run["config"]["precision"] == "bf16"
+    assert set(a["config_hash"]).isdisjoint(set(b["config_hash"]))
+
+
+def test_bf16_classifier_keeps_float32_logits_and_gradients(checkpoints, photo_dir):
+    import torch
+
+    from rlbind_bench.encoders.registry import load_encoder
+    from rlbind_bench.modalities import get_handler
+    from rlbind_bench.threats.base import AttackContext, Cell, ThreatSpec
+    from rlbind_bench.threats.pgd import PGD
+    from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
+
+    enc = load_encoder(str(checkpoints["image"])).eval()
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    files = sorted(photo_dir.rglob("*.png"))[:4]
+    x = torch.stack([get_handler("image").load(f, enc.preprocess_config("image")) for f in files])
+    emb = build_class_embeddings(enc, ["cat", "coffee", "astronaut", "rocket"], ["a photo of a {}."])
+    clf = ZeroShotClassifier(enc, "image", emb, autocast_dtype=torch.bfloat16).eval()
+    with torch.no_grad():
+        logits = clf(x)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+    y = logits.argmax(1)
+    ids = [f.name for f in files]
+    res = PGD(ThreatSpec("t", "pgd", norm="Linf", eps=(4 / 255,), steps=2)).run(
+        clf, x, y, Cell("t", "Linf", 4 / 255), AttackContext("image", 0, ids, logits, 0.0, 1.0, 4, torch.device("cpu")))
+    assert res.valid.all() and (res.perturbation_norm <= 4 / 255 + 1e-6).all() and (res.perturbation_norm > 0).any()
+
+
+def test_defaults_keep_hashes_and_compile_is_recorded(checkpoints, photo_dir, fp32_run, tmp_path, monkeypatch):
+    import torch
+
+    explicit = _api_run(checkpoints, photo_dir, tmp_path / "explicit", precision="fp32", compile=False, workers=0)
+    assert explicit.run["run_id"] == fp32_run.run["run_id"]
+    assert list(explicit.samples["config_hash"]) == list(fp32_run.samples["config_hash"])
+    compiled = []
+
+    def fake_compile(model, **kwargs):  # the flag's bookkeeping, without paying for inductor on CPU
+        compiled.append(type(model).__name__)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    run = _api_run(checkpoints, photo_dir, tmp_path / "compiled", compile=True)
+    assert compiled == ["ZeroShotClassifier"]
+    assert run.run["run_id"] != fp32_run.run["run_id"] and run.run["config"]["compile"] is True
+    assert set(run.samples["config_hash"]).isdisjoint(set(fp32_run.samples["config_hash"]))
+    pd.testing.assert_frame_equal(run.samples.drop(columns=["run_id", "config_hash"]),
+                                  fp32_run.samples.drop(columns=["run_id", "config_hash"]))
+
+
+def test_bad_precision_is_a_config_error(checkpoints, photo_dir, tmp_path):
+    from rlbind_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--precision"):
+        _api_run(checkpoints, photo_dir, tmp_path / "o", precision="fp8")
+
+
+@pytest.mark.slow
+def test_torch_compile_on_cpu_matches_eager(checkpoints, photo_dir, fp32_run, tmp_path):
+    run = _api_run(checkpoints, photo_dir, tmp_path / "compiled", compile=True)
+    a, b = fp32_run.samples, run.samples
+    assert (a["clean_pred"] == b["clean_pred"]).all()
+    assert (a["pred"] == b["pred"]).mean() >= 0.9
