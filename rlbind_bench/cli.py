@@ -300,7 +300,13 @@ def add_train(sub) -> None:
     p.add_argument("--eps", type=_eps_list, default=None, help="training attack eps (one value)")
     p.add_argument("--attack-steps", type=int, default=None)
     p.add_argument("--attack-step-size", type=_eps_list, default=None)
-    p.add_argument("--trainable", default=None, help="tower | projection")
+    p.add_argument("--trainable", default=None,
+                   help="tower | projection | lora (peft LoRA adapters on each tower, merged into the saved weights)")
+    p.add_argument("--lora-r", type=int, default=None, help="LoRA rank (recipe lora.r, default 8)")
+    p.add_argument("--lora-alpha", type=float, default=None, help="LoRA scale numerator (lora.alpha, default 16)")
+    p.add_argument("--lora-targets", type=_csv, default=None,
+                   help="module names to adapt inside each tower (default: the backend's, e.g. q_proj,k_proj,v_proj,"
+                        "out_proj for LanguageBind)")
     p.add_argument("--modalities", type=_csv, default=None)
     p.add_argument("--checkpoint-every", type=int, default=None)
     p.add_argument("--weight", action="append", default=[], type=_key_value, metavar="NAME=VALUE",
@@ -326,7 +332,9 @@ def cmd_train(args) -> int:
                  "modalities": tuple(args.modalities) if args.modalities else None,
                  "optim.lr": args.lr, "optim.weight_decay": args.weight_decay, "optim.warmup": args.warmup,
                  "attack.eps": one(args.eps, "--eps"), "attack.steps": args.attack_steps,
-                 "attack.step_size": one(args.attack_step_size, "--attack-step-size")}
+                 "attack.step_size": one(args.attack_step_size, "--attack-step-size"),
+                 "lora.r": args.lora_r, "lora.alpha": args.lora_alpha,
+                 "lora.target_modules": tuple(args.lora_targets) if args.lora_targets else None}
     try:
         weights = {k: float(v) for k, v in args.weight}
     except ValueError:

@@ -63,6 +63,10 @@ class BoundEncoder(nn.Module, ABC):
         """The trainable part of a modality (what fine-tuning recipes update)."""
         raise NotImplementedError
 
+    def lora_targets(self, modality: str) -> tuple[str, ...]:
+        """Default peft `target_modules` inside `tower(modality)` for `trainable: lora`."""
+        raise NotImplementedError(f"{self.name}: no default LoRA targets; set lora.target_modules in the recipe")
+
     def require(self, modality: str) -> None:
         if modality not in self.modalities:
             from rlbind_bench.errors import UserError

@@ -304,6 +304,12 @@ class DemoEncoder(BoundEncoder):
         self.require(modality)
         return self.towers[modality]
 
+    def lora_targets(self, modality: str) -> tuple[str, ...]:
+        # Every 3x3/strided conv block, the video tower's temporal conv and the projection (peft has Conv1d
+        # and Conv2d LoRA); the stem conv (a few hundred weights) and the norms stay frozen.
+        self.require(modality)
+        return ("conv", "temporal", "projection")
+
     def fingerprint(self) -> str:
         """sha256 (16 hex) of the architecture, preprocessing, text-tower version and current tower weights."""
         h = hashlib.sha256()

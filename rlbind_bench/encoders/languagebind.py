@@ -146,6 +146,12 @@ class LanguageBindEncoder(BoundEncoder):
         self.require(modality)
         return nn.ModuleDict({"vision": self.vision[modality], "projection": self.projection[modality]})
 
+    def lora_targets(self, modality: str) -> tuple[str, ...]:
+        # The attention projections, as LanguageBind's own LoRA checkpoints (`convert_to_lora`); in video
+        # towers this also matches the temporal attention's projections.
+        self.require(modality)
+        return ("q_proj", "k_proj", "v_proj", "out_proj")
+
     def fingerprint(self) -> str:
         parts = [f"{m}:{t.fingerprint}" for m, t in sorted(self._towers.items())] + [f"text:{self.text_source}"]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

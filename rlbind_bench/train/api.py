@@ -77,9 +77,13 @@ def train(req: TrainRequest) -> dict:
     for i, stage in enumerate(stages):
         stage_out = out / f"stage{i + 1}-{stage.name}" if len(stages) > 1 else out
         # A composite's later stage starts from the earlier stage's result (already in `encoder`).
-        rows = Trainer(encoder, stage, data, stage_out, progress=req.progress, init_spec=req.init).run()
-        history.append({"stage": stage.name, "steps": stage.steps, "first_loss": _f(rows, 0),
-                        "last_loss": _f(rows, -1)})
+        trainer = Trainer(encoder, stage, data, stage_out, progress=req.progress, init_spec=req.init)
+        rows = trainer.run()
+        entry = {"stage": stage.name, "steps": stage.steps, "first_loss": _f(rows, 0), "last_loss": _f(rows, -1),
+                 "trainable": stage.trainable, "trainable_params": trainer.n_trainable}
+        if stage.trainable == "lora":
+            entry["lora"] = {**dataclasses.asdict(stage.lora), "adapted": trainer.lora_adapted}
+        history.append(entry)
     encoder.save(out)
     metrics = validation_metrics(out, req)
     card = {"final_metrics": metrics, "recipe": dataclasses.asdict(recipe), "stages": [dataclasses.asdict(s) for s in stages],
@@ -118,6 +122,16 @@ def _f(rows: list[dict], i: int):
     return float(rows[i]["loss"]) if rows else None
 
 
+def _trained(h: dict) -> str:
+    mode = h.get("trainable", "tower")
+    n = h.get("trainable_params")
+    if mode == "lora" and "lora" in h:
+        lo = h["lora"]
+        targets = ", ".join(sorted({t.rsplit(".", 1)[-1] for names in lo["adapted"].values() for t in names}))
+        mode = f"lora r={lo['r']} alpha={lo['alpha']} dropout={lo['dropout']} on {targets}; merged"
+    return f"{mode} ({n:,} params)" if n is not None else mode
+
+
 def write_model_card(out: Path, card: dict) -> None:
     r = card["recipe"]
     n_train = card["n_train"]
@@ -126,9 +140,9 @@ def write_model_card(out: Path, card: dict) -> None:
              "| field | value |", "|---|---|", f"| recipe | {r['name']} ({r['objective']}) |",
              f"| data | {data} |",
              f"| seed | {r['seed']} |", f"| git | {card['git']} |", f"| seconds | {card['seconds']} |", "",
-             "## Stages", "", "| stage | steps | first loss | last loss |", "|---|---|---|---|"]
+             "## Stages", "", "| stage | steps | trained | first loss | last loss |", "|---|---|---|---|---|"]
     for h in card["history"]:
-        lines.append(f"| {h['stage']} | {h['steps']} | {h['first_loss']} | {h['last_loss']} |")
+        lines.append(f"| {h['stage']} | {h['steps']} | {_trained(h)} | {h['first_loss']} | {h['last_loss']} |")
     if card.get("final_metrics"):
         lines += ["", "## Final metrics (clean, val split, up to 200 samples per dataset)", "",
                   "| modality/dataset | accuracy | 95% CI | n |", "|---|---|---|---|"]

@@ -4,10 +4,12 @@ Stateless sampling: the batch of step t for modality m is drawn from a generator
 and so is the attack's random start, so a run resumed from a checkpoint at step t continues exactly as an
 uninterrupted one. Checkpoints (model, optimizer, step) are written atomically every `checkpoint_every`
 steps into DIR/checkpoint; the final model lands in DIR itself (`rlbind-bench run --model DIR` loads it).
+With `trainable: lora` both hold merged weights, and the checkpoint also the adapters (train/lora.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -27,7 +29,7 @@ from rlbind_bench.config import DatasetSpec
 from rlbind_bench.data.readers import InputSpaceDataset, index_dataset
 from rlbind_bench.encoders.base import BoundEncoder
 from rlbind_bench.errors import ConfigError, UserError
-from rlbind_bench.train import losses
+from rlbind_bench.train import lora, losses
 from rlbind_bench.train.recipes import Recipe
 from rlbind_bench.zeroshot import build_class_embeddings
 
@@ -149,21 +151,30 @@ class Trainer:
         self.modalities = tuple(m for m in wanted if m in data.x)
         for p in encoder.parameters():
             p.requires_grad_(False)
-        self.params = []
-        for m in self.modalities:
-            module = encoder.tower(m)
-            if recipe.trainable == "projection":
-                module = getattr(module, "projection", None) or module["projection"]
-            for p in module.parameters():
-                p.requires_grad_(True)
-                self.params.append(p)
-        if not self.params:
-            raise ConfigError(f"recipe {recipe.name}: nothing to train")
         self.original = None
         if recipe.objective in NEEDS_ORIGINAL:
+            # Copied before LoRA layers are added: the frozen reference is the plain initial model.
             self.original = copy.deepcopy(encoder).eval()
             for p in self.original.parameters():
                 p.requires_grad_(False)
+        self.lora_adapted: dict[str, list[str]] = {}
+        self.lora_params: dict[str, torch.nn.Parameter] = {}
+        self._lora_base: str | None = None
+        if recipe.trainable == "lora":
+            self.lora_params, self.lora_adapted = lora.attach(encoder, self.modalities, recipe.lora, recipe.seed)
+            self.params = list(self.lora_params.values())
+        else:
+            self.params = []
+            for m in self.modalities:
+                module = encoder.tower(m)
+                if recipe.trainable == "projection":
+                    module = getattr(module, "projection", None) or module["projection"]
+                for p in module.parameters():
+                    p.requires_grad_(True)
+                    self.params.append(p)
+        if not self.params:
+            raise ConfigError(f"recipe {recipe.name}: nothing to train")
+        self.n_trainable = sum(p.numel() for p in self.params)
         o = recipe.optim
         self.optimizer = torch.optim.AdamW(self.params, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
         self.step = 0
@@ -284,6 +295,9 @@ class Trainer:
             if bar:
                 bar[0].stop()
         _write_log(log_path, rows)
+        if self.lora_params:
+            # The caller saves the encoder and a composite's next stage starts from it: both want plain layers.
+            lora.merge_and_unload(self.encoder)
         return rows
 
     # ------------------------------------------------------------------------------------ checkpoints
@@ -292,16 +306,25 @@ class Trainer:
         tmp = self.out / f".checkpoint.tmp{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        self.encoder.save(tmp / "model")
+        with lora.merged(self.encoder) if self.lora_params else contextlib.nullcontext():
+            self.encoder.save(tmp / "model")
+        state = {"step": self.step, "recipe": dataclasses.asdict(self.recipe)}
+        if self.lora_params:
+            lora.save_adapters(self.lora_params, tmp / lora.ADAPTER_FILE)
+            state["lora_base_sha256"] = self._lora_base_digest()
         torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps({"step": self.step, "recipe": dataclasses.asdict(self.recipe)},
-                                                   default=str))
+        (tmp / "state.json").write_text(json.dumps(state, default=str))
         old = self.out / ".checkpoint.old"
         shutil.rmtree(old, ignore_errors=True)
         if final.exists():
             os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
+
+    def _lora_base_digest(self) -> str:
+        if self._lora_base is None:  # the base is frozen: hashed once per run
+            self._lora_base = lora.base_digest(self.encoder, self.modalities)
+        return self._lora_base
 
     def _resume(self) -> None:
         ckpt = self.out / "checkpoint"
@@ -310,8 +333,19 @@ class Trainer:
         from rlbind_bench.encoders.registry import load_encoder
 
         state = json.loads((ckpt / "state.json").read_text())
-        saved = load_encoder(str(ckpt / "model"))
-        self.encoder.load_state_dict(saved.state_dict(), strict=False)
+        saved_mode = state.get("recipe", {}).get("trainable", self.recipe.trainable)
+        if saved_mode != self.recipe.trainable:
+            raise ConfigError(f"{ckpt} was written with trainable: {saved_mode}, this run is trainable: "
+                              f"{self.recipe.trainable}; train into another --out")
+        if self.lora_params:
+            # The saved model is merged; the run continues from the same base plus the saved adapters.
+            if state.get("lora_base_sha256") != self._lora_base_digest():
+                raise ConfigError(f"{ckpt} was trained by LoRA from other base weights than --init gives now; "
+                                  "train into another --out")
+            lora.load_adapters(self.lora_params, ckpt / lora.ADAPTER_FILE)
+        else:
+            saved = load_encoder(str(ckpt / "model"))
+            self.encoder.load_state_dict(saved.state_dict(), strict=False)
         self.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))
         self.step = int(state["step"])
 

@@ -11,7 +11,7 @@ from rlbind_bench.errors import ConfigError
 from rlbind_bench.threats.base import parse_number
 
 OBJECTIVES = ("backbone", "fare", "tecoa", "pmg-aft", "rlbind-stage1", "rlbind-stage2")
-TRAINABLE = ("tower", "projection")
+TRAINABLE = ("tower", "projection", "lora")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,22 @@ class OptimSettings:
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """Low-rank adapters (peft LoRA) on the modality towers, used when `trainable: lora`. Empty
+    `target_modules`: the backend's default (`BoundEncoder.lora_targets`); names match a module's full
+    name or its last dotted parts, as in peft."""
+
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if int(self.r) < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1:
+            raise ValueError("lora needs r >= 1, alpha > 0 and 0 <= dropout < 1")
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     objective: str
@@ -52,6 +68,7 @@ class Recipe:
     modalities: tuple[str, ...] = ()  # empty: every modality the data provides
     attack: AttackSettings = field(default_factory=AttackSettings)
     optim: OptimSettings = field(default_factory=OptimSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
     weights: dict = field(default_factory=dict)  # objective-specific loss weights
     augment: dict = field(default_factory=dict)  # modality -> augmentation settings (train/augment.py)
     checkpoint_every: int = 50
@@ -64,7 +81,7 @@ class Recipe:
         if self.objective not in OBJECTIVES + ("composite",):
             raise ValueError(f"unknown objective {self.objective!r} (known: {', '.join(OBJECTIVES)})")
         if self.trainable not in TRAINABLE:
-            raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)} (LoRA is not implemented yet)")
+            raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}")
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
 
@@ -95,6 +112,12 @@ def recipe_from_dict(data: dict, where: str) -> Recipe:
         if "betas" in optim:
             optim["betas"] = tuple(float(b) for b in optim["betas"])
         data["optim"] = build_dataclass(OptimSettings, optim, f"{where}: optim")
+    if "lora" in data:
+        lora = _numbers(data["lora"] or {}, ("alpha", "dropout"), where)
+        if "target_modules" in lora:
+            targets = lora["target_modules"] or ()
+            lora["target_modules"] = (targets,) if isinstance(targets, str) else tuple(str(t) for t in targets)
+        data["lora"] = build_dataclass(LoraSettings, lora, f"{where}: lora")
     for key in ("modalities", "stages", "stage_steps"):
         if key in data:
             data[key] = tuple(data[key])
@@ -115,22 +138,21 @@ def load_recipe(name: str) -> Recipe:
 
 
 def override(recipe: Recipe, **changes) -> Recipe:
-    """Command-line overrides: top-level fields, and `attack.x` / `optim.x` dotted keys."""
-    top, attack, optim = {}, {}, {}
+    """Command-line overrides: top-level fields, and `attack.x` / `optim.x` / `lora.x` dotted keys."""
+    top: dict = {}
+    nested: dict[str, dict] = {"attack": {}, "optim": {}, "lora": {}}
     for key, value in changes.items():
         if value is None:
             continue
-        if key.startswith("attack."):
-            attack[key[7:]] = value
-        elif key.startswith("optim."):
-            optim[key[6:]] = value
+        group, _, name = key.partition(".")
+        if name and group in nested:
+            nested[group][name] = value
         else:
             top[key] = value
     try:
-        if attack:
-            top["attack"] = dataclasses.replace(recipe.attack, **attack)
-        if optim:
-            top["optim"] = dataclasses.replace(recipe.optim, **optim)
+        for group, values in nested.items():
+            if values:
+                top[group] = dataclasses.replace(getattr(recipe, group), **values)
         return dataclasses.replace(recipe, **top)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"recipe override: {exc}") from exc
