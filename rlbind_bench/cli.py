@@ -76,6 +76,9 @@ def add_run(sub) -> None:
                         "enters run_id and config_hash")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the zero-shot classifier; recorded in run_id and config_hash")
+    p.add_argument("--no-corruption-cache", action="store_true",
+                   help="make corruptions in the main process and keep none on disk (default: made in the "
+                        "workers, kept under $RLBIND_CACHE_DIR or the user cache dir, in corruptions/)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_run)
 
@@ -125,7 +128,8 @@ def cmd_run(args) -> int:
         out = base_out / _slug(name) if len(models) > 1 else base_out
         outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
                                             datasets_file=args.datasets_file, dataset_dirs=dirs,
-                                            progress=not args.no_progress))
+                                            progress=not args.no_progress,
+                                            corruption_cache=not args.no_corruption_cache))
         render_summary(outcome.summary, title=name)
         skipped = sum(len(v) for v in outcome.run["skipped_files"].values())
         if skipped:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from rlbind_bench import __version__
 from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_datasets
-from rlbind_bench.data.readers import DatasetIndex, InputSpaceDataset, collate_skipping, index_dataset
+from rlbind_bench.data.readers import DatasetIndex, InputSpaceDataset, index_dataset
 from rlbind_bench.encoders.base import BoundEncoder
 from rlbind_bench.errors import ConfigError, UserError
 from rlbind_bench.results.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA, SUMMARY_COLUMNS, SUMMARY_SCHEMA
@@ -37,6 +37,14 @@ from rlbind_bench.results.store import (
 from rlbind_bench.suites import get_suite
 from rlbind_bench.threats.base import Attack, AttackContext, Cell, ThreatSpec, config_hash
 from rlbind_bench.threats.checks import ADVERSARIAL, CHECKS, apply_checks, probe_batch
+from rlbind_bench.threats.corruptions.cache import (
+    CACHED_MODALITIES,
+    CorruptingDataset,
+    PrefetchedCorruptions,
+    Variant,
+    collate_with_refs,
+    open_cache,
+)
 from rlbind_bench.threats.registry import build_attack, load_threats, validate_eps
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
@@ -72,6 +80,7 @@ class RunRequest:
     progress: bool = True
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     encoder: BoundEncoder | None = None  # pre-built (tests, the trainer); else built from config.model
+    corruption_cache: bool = True  # corrupted inputs made in the loader's workers, kept under the user cache
 
 
 @dataclass
@@ -288,6 +297,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     run_id = config_hash({"config": identity, "fingerprint": encoder.fingerprint()})[:12]
     numeric_options = {k: getattr(cfg, k) for k, default in NUMERIC_OPTIONS.items() if getattr(cfg, k) != default}
     workers = resolve_workers(cfg.workers, device)
+    corruption_cache = _Lazy(lambda: open_cache(user_cache_dir() / "corruptions"))
     parts_dir = out / "parts"
     skipped: dict[str, list[str]] = {}
     cell_catalogue: list[dict] = []
@@ -319,6 +329,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                                       "shard_size": shard_size,
                                       "ids": config_hash({"ids": [s.sample_id for s in index.samples]})})
             dataset = InputSpaceDataset(index, encoder.preprocess_config(spec.modality), hints)
+            variants = corruption_variants(plan, cfg.seed) if spec.modality in CACHED_MODALITIES else []
+            cache = corruption_cache() if variants and req.corruption_cache else None
             if any(a.spec.attack in ADVERSARIAL for a, _ in plan):
                 diagnostics[spec.name] = _diagnose(dataset, classifier, space, device, cfg, out, shard_hash,
                                                    norm=next(c.norm for a, c in plan if a.spec.attack in ADVERSARIAL))
@@ -337,8 +349,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                     progress.update(task, hi - lo, 0.0)
                     continue
                 pending.append((part, range(lo, hi)))
-            for part, rows, bad in _run_shards(dataset, pending, classifier, plan, hashes, cfg, run_id, spec, space,
-                                               device, workers, progress, task):
+            for part, rows, bad in _run_shards(CorruptingDataset(dataset, variants, cache), pending, classifier, plan,
+                                               hashes, cfg, run_id, spec, space, device, workers, progress, task):
                 skipped.setdefault(spec.name, []).extend(bad)
                 frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
                 # The sidecar first: a part without its sidecar would lose the skip list.
@@ -414,6 +426,24 @@ def _device_name(device: torch.device) -> str:
     return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
+class _Lazy:
+    """A value made on first use (the corruption cache is only opened, and checked, by runs that use it)."""
+
+    def __init__(self, make):
+        self.make, self.made, self.value = make, False, None
+
+    def __call__(self):
+        if not self.made:
+            self.value, self.made = self.make(), True
+        return self.value
+
+
+def corruption_variants(plan: list[tuple[Attack, Cell]], run_seed: int) -> list[Variant]:
+    """The corrupted versions of each sample that the plan's corruption cells evaluate, each once."""
+    found = [Variant(c.variant, c.severity, a.spec.seed + run_seed) for a, c in plan if a.spec.attack == "corruptions"]
+    return list(dict.fromkeys(found))
+
+
 def resolve_workers(requested: int | None, device: torch.device) -> int:
     """DataLoader worker processes: the requested number, or 0 on CPU and min(8, cores - 1) on a GPU."""
     if requested is not None:
@@ -439,52 +469,55 @@ def _run_shards(dataset, pending: list[tuple[Path, range]], classifier, plan: li
         batches += [list(indices[i:i + cfg.batch_size]) for i in range(0, len(indices), cfg.batch_size)]
         last_of[len(batches) - 1] = n
     extra = {"prefetch_factor": 2, "persistent_workers": False} if workers > 0 else {}
-    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_skipping, num_workers=workers,
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_with_refs, num_workers=workers,
                         pin_memory=device.type == "cuda", **extra)
     rows: list[tuple] = []
     bad: list[str] = []
     samples = dataset.index.samples
     # InputSpaceDataset returns dataset-level indices: the rows never depend on batch order.
-    for b, (batch_idx, x, failures) in enumerate(loader):
+    for b, (batch_idx, x, failures, refs) in enumerate(loader):
         bad += [f"{samples[i].sample_id}: {err}" for i, err in failures]
         if x is not None:
             t0 = time.time()
             idx = [int(i) for i in batch_idx]
             space.check(x)
-            rows += _evaluate_with_backoff(x, idx, samples, classifier, plan, hashes, cfg, run_id, spec, space,
-                                           device)
+            rows += _evaluate_with_backoff(x, idx, refs, samples, classifier, plan, hashes, cfg, run_id, spec, space,
+                                           device, dataset.cache)
             progress.update(task, len(idx), len(idx) / max(time.time() - t0, 1e-9))
         if b in last_of:
             yield pending[last_of[b]][0], rows, bad
             rows, bad = [], []
 
 
-def _evaluate_with_backoff(x, idx, samples, classifier, plan, hashes, cfg, run_id, spec, space,
-                          device) -> list[tuple]:
+def _evaluate_with_backoff(x, idx, refs, samples, classifier, plan, hashes, cfg, run_id, spec, space, device,
+                          cache) -> list[tuple]:
     """Evaluate one batch; on GPU out-of-memory, evaluate its two halves instead (recursively).
 
     Per-sample seeding makes the rows independent of how the batch is split (AutoAttack aside)."""
     try:
-        return _evaluate_batch(x, idx, samples, classifier, plan, hashes, cfg, run_id, spec, space, device)
+        return _evaluate_batch(x, idx, refs, samples, classifier, plan, hashes, cfg, run_id, spec, space, device,
+                               cache)
     except torch.cuda.OutOfMemoryError:
         if len(idx) == 1:
             raise
         torch.cuda.empty_cache()
-        half = len(idx) // 2
-        args = (samples, classifier, plan, hashes, cfg, run_id, spec, space, device)
-        return _evaluate_with_backoff(x[:half], idx[:half], *args) + _evaluate_with_backoff(x[half:], idx[half:], *args)
+        h = len(idx) // 2
+        args = (samples, classifier, plan, hashes, cfg, run_id, spec, space, device, cache)
+        return (_evaluate_with_backoff(x[:h], idx[:h], refs[:h], *args)
+                + _evaluate_with_backoff(x[h:], idx[h:], refs[h:], *args))
 
 
-def _evaluate_batch(x, idx, samples, classifier, plan, hashes, cfg: RunConfig, run_id, spec: DatasetSpec, space,
-                    device) -> list[tuple]:
+def _evaluate_batch(x, idx, refs, samples, classifier, plan, hashes, cfg: RunConfig, run_id, spec: DatasetSpec,
+                    space, device, cache) -> list[tuple]:
     ids = [samples[i].sample_id for i in idx]
     y = torch.tensor([samples[i].label for i in idx], dtype=torch.long)
     x, yd = x.to(device), y.to(device)
     with torch.no_grad():
         clean_logits = classifier(x).float()
     clean_pred = clean_logits.argmax(1).cpu()
+    corrupted = PrefetchedCorruptions(cache, refs, tuple(x.shape[1:])) if cache is not None else None
     ctx = AttackContext(spec.modality, cfg.seed, ids, clean_logits, space.low, space.high, classifier.num_classes,
-                        device)
+                        device, corrupted)
     rows = []
     for attack, cell in plan:
         res = attack.run(classifier, x, yd, cell, ctx)

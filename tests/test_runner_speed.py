@@ -32,11 +32,19 @@ def photos_with_broken(photo_dir, tmp_path_factory):
 def test_workers_give_identical_rows_and_still_skip_unreadable(checkpoints, photos_with_broken, tmp_path,
                                                                monkeypatch):
     monkeypatch.setenv("RLBIND_SHARD_SIZE", "7")  # two shards: the loader must not mix their rows
+    # Fresh caches: the workers run must make its corruptions in the workers, not read the serial run's.
+    monkeypatch.setenv("RLBIND_CACHE_DIR", str(tmp_path / "cache0"))
     serial, run0 = _run_cli(checkpoints, photos_with_broken, tmp_path / "w0", "--workers", "0")
+    monkeypatch.setenv("RLBIND_CACHE_DIR", str(tmp_path / "cache2"))
     parallel, run2 = _run_cli(checkpoints, photos_with_broken, tmp_path / "w2", "--workers", "2")
+    uncached, run_u = _run_cli(checkpoints, photos_with_broken, tmp_path / "wu", "--workers", "0",
+                               "--no-corruption-cache")
     assert len(serial) == 12 * 4  # clean + three corruptions at severity 3, the two broken files skipped
-    pd.testing.assert_frame_equal(serial, parallel)  # run_id included: workers are not part of the identity
-    assert run0["run_id"] == run2["run_id"]
+    # run_id included: workers and the cache are not part of the identity.
+    pd.testing.assert_frame_equal(serial, parallel)
+    pd.testing.assert_frame_equal(serial, uncached)
+    assert len(list((tmp_path / "cache2" / "corruptions").rglob("*.bin"))) == 12 * 3
+    assert run0["run_id"] == run2["run_id"] == run_u["run_id"]
     for run in (run0, run2):
         skipped = next(iter(run["skipped_files"].values()))
         assert len(skipped) == 2 and any("broken.png" in s for s in skipped) and any("empty.jpg" in s for s in skipped)

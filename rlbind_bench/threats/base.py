@@ -7,6 +7,7 @@ import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
@@ -107,6 +108,8 @@ class AttackContext:
     high: float
     num_classes: int
     device: torch.device
+    # Corrupted versions of the batch made ahead of time (threats/corruptions/cache.py), or None.
+    corrupted: Any = None
 
 
 def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,10 @@ Every sample is evaluated (corruptions are not adversarial, so misclassified cle
 skipped); `attacked` is True for all rows. The corruption list per modality comes from the spec's
 `corruptions` (empty: every corruption registered for the modality) or, in the quick suite, from the
 suite's short list.
+
+The runner makes the corrupted inputs of image, thermal, depth and audio samples ahead of time, in its
+DataLoader workers, and keeps them on disk (corruptions/cache.py); `run` reads them through the context
+and makes them itself only when they are not there, to the same values.
 """
 
 from __future__ import annotations
@@ -41,8 +45,12 @@ class CorruptionThreat(Attack):
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
         from rlbind_bench.threats.corruptions import corrupt_batch
 
-        xc = corrupt_batch(ctx.modality, cell.variant, cell.severity, x.detach().cpu(),
-                           seed=self.spec.seed + ctx.seed, sample_ids=ctx.sample_ids).to(x.device)
+        seed = self.spec.seed + ctx.seed
+        xc = ctx.corrupted.batch(cell.variant, cell.severity, seed) if ctx.corrupted is not None else None
+        if xc is None:  # not prefetched (video, cache off or unwritable): made here, to the same values
+            xc = corrupt_batch(ctx.modality, cell.variant, cell.severity, x.detach().cpu(), seed=seed,
+                               sample_ids=ctx.sample_ids)
+        xc = xc.to(x.device)
         with torch.no_grad():
             logits = model(xc).float()
         b = len(x)

@@ -1,0 +1,251 @@
+"""Corrupted inputs made ahead of the model, in the DataLoader workers, and kept on disk across runs.
+
+A corrupted input is a function of (clean input, modality, corruption, severity, seed, sample id) and of
+the corruption code (see the package docstring), so that is its key: the sha256 of the sample id, a
+content hash of the decoded clean input (which covers the file and every input-space setting: size,
+frames, clip length), the corruption, severity and seed, the modality, a digest of this package's source
+files and of _compat.py (which patches imagecorruptions), and the versions of the libraries the
+corruptions call. A second model evaluated on the same data, or a rerun, reads the corruptions instead of
+making them again.
+
+Files: `<cache>/corruptions/<key[:2]>/<key>.bin`, a header (magic, JSON: dtype, shape, sha256 of the
+payload) and the raw payload. A value is stored as uint8 when it is exactly k/255 for every element (image,
+thermal and depth corruptions round to 8 bits, so they always are: 150 KB per 224x224 input instead of
+600 KB), else as float32; the stored value decodes to the same bits either way, so results are identical
+with and without the cache. Anything unreadable, truncated, of the wrong shape or failing its checksum is
+treated as absent and made again. Writes go to a temporary file renamed into place, so a reader never sees
+a partial file (and a torn write after a crash fails its checksum).
+
+Video is not cached: at 8 x 3 x 224 x 224 a full suite needs about 200 MB per clip (float32 for the temporal
+corruptions, whose frames are not 8-bit), too much to keep; video corruptions run in the main process as
+before.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import secrets
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+CACHED_MODALITIES = ("image", "thermal", "depth", "audio")
+MAGIC = b"RLBCORR1"
+FORMAT = 1
+# Libraries whose behaviour the corrupted values depend on: a new version may change them.
+LIBRARIES = ("imagecorruptions", "numpy", "scipy", "scikit-image", "opencv-python", "opencv-python-headless",
+             "Pillow", "torch")
+# k/255 as float32, computed as the decoder of a uint8 entry must: float64 division, then rounding to float32.
+_UINT8_VALUES = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
+DTYPES = {"uint8": 1, "float32": 4}  # bytes per element
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One corrupted version of a sample: (corruption, severity, seed), the seed being the corruption's."""
+
+    name: str
+    severity: int
+    seed: int
+
+
+@functools.cache
+def code_digest() -> str:
+    import importlib.metadata as md
+
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    # _compat.py patches imagecorruptions; cache.py only stores values, it does not make them.
+    for path in [*sorted(p for p in here.glob("*.py") if p.name != "cache.py"), here.parents[1] / "_compat.py"]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for lib in LIBRARIES:
+        try:
+            version = md.version(lib)
+        except md.PackageNotFoundError:
+            version = "-"
+        h.update(f"{lib}={version}\0".encode())
+    return h.hexdigest()[:16]
+
+
+def input_fingerprint(x: torch.Tensor) -> str:
+    a = x.detach().cpu().contiguous().numpy()
+    h = hashlib.sha256(f"{a.dtype.str}|{a.shape}|".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def encode(x: torch.Tensor) -> tuple[str, np.ndarray]:
+    """(dtype name, array): uint8 when that decodes to exactly the same float32 bits, else float32."""
+    a = x.detach().cpu().contiguous().numpy()
+    if a.dtype != np.float32:
+        raise TypeError(f"corrupted inputs are float32, got {a.dtype}")
+    if a.size and np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0:
+        u = np.rint(a * np.float32(255.0)).astype(np.uint8)
+        # The check that makes uint8 lossless, bitwise so that -0.0 (or anything off the k/255 grid) stays float32.
+        if np.array_equal(_UINT8_VALUES[u].view(np.uint32), a.view(np.uint32)):
+            return "uint8", u
+    return "float32", a.astype("<f4", copy=False)
+
+
+def decode(dtype: str, payload: bytes, shape: tuple[int, ...]) -> torch.Tensor:
+    if dtype == "uint8":
+        return torch.from_numpy(_UINT8_VALUES[np.frombuffer(payload, dtype=np.uint8)].reshape(shape))
+    return torch.from_numpy(np.frombuffer(payload, dtype="<f4").astype(np.float32).reshape(shape))
+
+
+class CorruptionCache:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.code = code_digest()
+
+    def key(self, modality: str, sample_id: str, fingerprint: str, variant: Variant) -> str:
+        payload = json.dumps({"format": FORMAT, "code": self.code, "modality": modality, "sample_id": sample_id,
+                              "input": fingerprint, "corruption": variant.name, "severity": int(variant.severity),
+                              "seed": int(variant.seed)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.bin"
+
+    def _read(self, key: str, shape: tuple[int, ...]) -> tuple[str, bytes] | None:
+        """(dtype, payload) of a complete, intact entry of this shape, else None."""
+        try:
+            data = self.path(key).read_bytes()
+        except OSError:
+            return None
+        # A cache must never take a run down: whatever is wrong with a file, it is made again.
+        try:
+            if not data.startswith(MAGIC):
+                return None
+            start = len(MAGIC) + 4
+            n = int.from_bytes(data[len(MAGIC):start], "little")
+            header = json.loads(data[start:start + n])
+            payload = data[start + n:]
+            if (not isinstance(header, dict) or header.get("format") != FORMAT
+                    or tuple(header.get("shape", ())) != tuple(shape)
+                    or hashlib.sha256(payload).hexdigest() != header.get("sha256")
+                    or header.get("dtype") not in DTYPES
+                    or len(payload) != DTYPES[header["dtype"]] * int(np.prod(shape, dtype=np.int64))):
+                return None
+            return header["dtype"], payload
+        except Exception:
+            return None
+
+    def has(self, key: str, shape: tuple[int, ...]) -> bool:
+        return self._read(key, shape) is not None
+
+    def load(self, key: str, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """The stored tensor, or None for anything but a complete, intact entry of this shape."""
+        entry = self._read(key, shape)
+        return decode(entry[0], entry[1], tuple(shape)) if entry else None
+
+    def store(self, key: str, x: torch.Tensor) -> bool:
+        dtype, array = encode(x)
+        payload = array.tobytes()
+        header = json.dumps({"format": FORMAT, "dtype": dtype, "shape": list(array.shape),
+                             "sha256": hashlib.sha256(payload).hexdigest()}).encode()
+        path = self.path(key)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(MAGIC + len(header).to_bytes(4, "little") + header + payload)
+            os.replace(tmp, path)
+            return True
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            return False
+
+    def writable(self) -> bool:
+        probe = self.root / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+            return True
+        except OSError:
+            return False
+
+    def ensure(self, modality: str, sample_id: str, x: torch.Tensor, variants: list[Variant]) -> dict[Variant, str]:
+        """Make (or find) every variant of one clean input on disk; variant -> key for those that are there."""
+        # Looked up on the package at call time, so that tests can count the calls.
+        from rlbind_bench.threats import corruptions
+
+        fingerprint = input_fingerprint(x)
+        x = x.contiguous()
+        refs = {}
+        for v in variants:
+            key = self.key(modality, sample_id, fingerprint, v)
+            if not self.has(key, tuple(x.shape)):
+                out = corruptions.corrupt(modality, v.name, v.severity, x, seed=v.seed, sample_id=sample_id)
+                if not self.store(key, out):
+                    continue  # the main process makes it (a full disk must not stop the run)
+            refs[v] = key
+        return refs
+
+
+class CorruptingDataset(Dataset):
+    """An InputSpaceDataset whose items also carry, per readable sample, its variants' cache keys.
+
+    The corruptions are made here, so in the DataLoader's workers when there are any, ahead of the model."""
+
+    def __init__(self, base, variants: list[Variant], cache: CorruptionCache | None):
+        self.base = base
+        self.index = base.index
+        self.variants = list(variants) if cache is not None else []
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        i, x, err = self.base[i]
+        if x is None or not self.variants:
+            return i, x, err, {}
+        sample_id = self.index.samples[i].sample_id
+        return i, x, err, self.cache.ensure(self.index.spec.modality, sample_id, x, self.variants)
+
+
+def collate_with_refs(batch):
+    ok = [(i, x, refs) for i, x, _, refs in batch if x is not None]
+    bad = [(i, err) for i, x, err, _ in batch if x is None]
+    idx = torch.tensor([i for i, _, _ in ok], dtype=torch.long)
+    xs = torch.stack([x for _, x, _ in ok]) if ok else None
+    return idx, xs, bad, [refs for _, _, refs in ok]
+
+
+class PrefetchedCorruptions:
+    """What the corruption threat reads instead of corrupting: one batch's variants, from the cache."""
+
+    def __init__(self, cache: CorruptionCache, refs: list[dict[Variant, str]], sample_shape: tuple[int, ...]):
+        self.cache = cache
+        self.refs = refs
+        self.sample_shape = tuple(sample_shape)
+
+    def batch(self, name: str, severity: int, seed: int) -> torch.Tensor | None:
+        """[B, ...] float32 on CPU, or None when any sample's entry is missing (the caller corrupts instead)."""
+        v = Variant(name, int(severity), int(seed))
+        out = []
+        for refs in self.refs:
+            key = refs.get(v)
+            x = self.cache.load(key, self.sample_shape) if key else None
+            if x is None:
+                return None
+            out.append(x)
+        return torch.stack(out) if out else None
+
+
+def open_cache(root: Path) -> CorruptionCache | None:
+    cache = CorruptionCache(root)
+    if cache.writable():
+        return cache
+    warnings.warn(f"corruption cache {root} is not writable: corruptions are made in the main process, "
+                  "uncached", stacklevel=2)
+    return None
