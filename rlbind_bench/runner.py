@@ -8,6 +8,7 @@ of the same command skips finished shards and ends with the same table.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -297,7 +298,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     run_id = config_hash({"config": identity, "fingerprint": encoder.fingerprint()})[:12]
     numeric_options = {k: getattr(cfg, k) for k, default in NUMERIC_OPTIONS.items() if getattr(cfg, k) != default}
     workers = resolve_workers(cfg.workers, device)
-    corruption_cache = _Lazy(lambda: open_cache(user_cache_dir() / "corruptions"))
+    # Opened (and checked) only by runs that evaluate corruptions.
+    corruption_cache = functools.cache(lambda: open_cache(user_cache_dir() / "corruptions"))
     parts_dir = out / "parts"
     skipped: dict[str, list[str]] = {}
     cell_catalogue: list[dict] = []
@@ -424,18 +426,6 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
-
-
-class _Lazy:
-    """A value made on first use (the corruption cache is only opened, and checked, by runs that use it)."""
-
-    def __init__(self, make):
-        self.make, self.made, self.value = make, False, None
-
-    def __call__(self):
-        if not self.made:
-            self.value, self.made = self.make(), True
-        return self.value
 
 
 def corruption_variants(plan: list[tuple[Attack, Cell]], run_seed: int) -> list[Variant]:
