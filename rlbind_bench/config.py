@@ -154,7 +154,7 @@ class RunConfig:
     modalities: list[str] | None = None
     datasets: list[str] | None = None
     n_samples: int | None = None
-    batch_size: int = 32
+    batch_size: int | str = "auto"  # or "auto": CPU_BATCH on CPU, probed to fill a GPU (rlbind_bench/batching.py)
     device: str = "cpu"
     seed: int = 0
     logit_scale: float = 100.0

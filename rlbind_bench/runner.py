@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rlbind_bench import __version__
+from rlbind_bench.batching import parse_batch_size, resolve_batch_size
 from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_datasets
 from rlbind_bench.data.readers import DatasetIndex, InputSpaceDataset, index_dataset
 from rlbind_bench.encoders.base import BoundEncoder
@@ -259,8 +260,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         cfg = dataclasses.replace(cfg, device=f"cuda:{local}")
         torch.cuda.set_device(local)
-    if cfg.batch_size < 1:
-        raise ConfigError("--batch-size must be >= 1")
+    cfg = dataclasses.replace(cfg, batch_size=parse_batch_size(cfg.batch_size))
     if cfg.n_samples is not None and cfg.n_samples < 1:
         raise ConfigError("--n-samples must be >= 1")
     if cfg.precision not in PRECISIONS:
@@ -304,6 +304,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     skipped: dict[str, list[str]] = {}
     cell_catalogue: list[dict] = []
     diagnostics: dict[str, dict] = {}
+    batch_sizes: dict[str, int] = {}
     with _Progress(req.progress and rank == 0) as progress:
         for spec in datasets:
             index = index_dataset(spec, data_root, n_samples)
@@ -336,6 +337,10 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             if any(a.spec.attack in ADVERSARIAL for a, _ in plan):
                 diagnostics[spec.name] = _diagnose(dataset, classifier, space, device, cfg, out, shard_hash,
                                                    norm=next(c.norm for a, c in plan if a.spec.attack in ADVERSARIAL))
+            batch_size = resolve_batch_size(
+                cfg.batch_size, classifier, _first_input(dataset) if device.type == "cuda" else None, device, n_samples=len(index.samples),
+                needs_grad=any(a.spec.attack in ADVERSARIAL for a, _ in plan))
+            batch_sizes[spec.name] = batch_size
             n_shards = math.ceil(len(index.samples) / shard_size)
             task = progress.add(f"{spec.modality}/{spec.name}", len(index.samples))
             pending: list[tuple[Path, range]] = []
@@ -352,7 +357,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                     continue
                 pending.append((part, range(lo, hi)))
             for part, rows, bad in _run_shards(CorruptingDataset(dataset, variants, cache), pending, classifier, plan,
-                                               hashes, cfg, run_id, spec, space, device, workers, progress, task):
+                                               hashes, cfg, run_id, spec, space, device, workers, progress, task,
+                                               batch_size):
                 skipped.setdefault(spec.name, []).extend(bad)
                 frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
                 # The sidecar first: a part without its sidecar would lose the skip list.
@@ -372,7 +378,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
            "datasets": [dataclasses.asdict(d) for d in datasets], "cells": cell_catalogue,
            "device": _device_name(device), "seed": cfg.seed, "command": req.command,
            "started": _iso(started), "finished": _iso(time.time()), "seconds": round(time.time() - started, 3),
-           "skipped_files": skipped, "checks": diagnostics,
+           "skipped_files": skipped, "checks": diagnostics, "batch_sizes": batch_sizes,
            "check_definitions": {k: dataclasses.asdict(v) for k, v in CHECKS.items()}, "provenance": _provenance()}
     write_json_atomic(out / "run.json", run)
     return RunOutcome(out, samples, summary, run)
@@ -407,6 +413,14 @@ def _diagnose(dataset, classifier, space, device, cfg: RunConfig, out: Path, key
             xs = xs[: len(xs) // 2]
     write_json_atomic(cache, result)
     return result
+
+
+def _first_input(dataset) -> torch.Tensor | None:
+    for i in range(len(dataset)):
+        _, x, _ = dataset[i]
+        if x is not None:
+            return x
+    return None
 
 
 def cells_of(attack: Attack, modality: str) -> list[Cell]:
@@ -447,7 +461,8 @@ def resolve_workers(requested: int | None, device: torch.device) -> int:
 
 
 def _run_shards(dataset, pending: list[tuple[Path, range]], classifier, plan: list[tuple[Attack, Cell]], hashes,
-                cfg: RunConfig, run_id, spec: DatasetSpec, space, device, workers: int, progress, task):
+                cfg: RunConfig, run_id, spec: DatasetSpec, space, device, workers: int, progress, task,
+                batch_size: int):
     """Yield (part, rows, skipped) per pending shard, in order.
 
     One loader covers every pending shard, so that workers keep decoding (and prefetching) across shard
@@ -456,7 +471,7 @@ def _run_shards(dataset, pending: list[tuple[Path, range]], classifier, plan: li
         return
     batches, last_of = [], {}
     for n, (_, indices) in enumerate(pending):
-        batches += [list(indices[i:i + cfg.batch_size]) for i in range(0, len(indices), cfg.batch_size)]
+        batches += [list(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)]
         last_of[len(batches) - 1] = n
     extra = {"prefetch_factor": 2, "persistent_workers": False} if workers > 0 else {}
     loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_with_refs, num_workers=workers,

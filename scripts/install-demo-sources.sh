@@ -5,15 +5,18 @@
 #
 # CACHE_DIR defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/rlbind-bench/sources (the builder's default).
 # Idempotent: installed tools and already unpacked packages are skipped.
-#  - installs the TTS engines espeak-ng and flite (apt-get install --no-install-recommends; sudo when not root);
-#  - downloads opencv-doc and asterisk-core-sounds-{en,es,fr,it,ru}-wav with `apt-get download` into
+#  - installs the TTS engines espeak-ng, flite and festival with five Festival voices (apt-get install
+#    --no-install-recommends; sudo when not root);
+#  - downloads opencv-doc, asterisk-core-sounds-{en,es,fr,it,ru}-wav (test speakers) and asterisk-prompt-es-co,
+#    asterisk-prompt-fr-armelle, asterisk-prompt-it-menardi-wav (validation speakers) with `apt-get download` into
 #    CACHE_DIR/debs (no install, so none of their dependencies) and unpacks only the files the builder reads
 #    (the members `dpkg -x` would write) into CACHE_DIR/<package>/, marked done by CACHE_DIR/<package>/.extracted.
-# Keep the package list and member patterns in step with DEBIAN_PACKAGES / DATA_PACKAGES in demo_builder.py.
+# Keep the package list and member patterns in step with TTS_PACKAGES / DATA_PACKAGES in demo_builder.py.
 set -euo pipefail
 
 CACHE="${1:-${XDG_CACHE_HOME:-$HOME/.cache}/rlbind-bench/sources}"
-TOOLS=(espeak-ng flite)
+TOOLS=(espeak-ng flite festival)
+VOICE_PACKAGES=(festvox-italp16k festvox-itapc16k festvox-ru festvox-kdlpc16k festvox-us-slt-hts)
 LANGS=(en es fr it ru)
 
 SUDO=()
@@ -33,6 +36,9 @@ apt_update() {
 missing=()
 for tool in "${TOOLS[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+for pkg in "${VOICE_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]}"
@@ -74,4 +80,9 @@ for lang in "${LANGS[@]}"; do
   pkg="asterisk-core-sounds-$lang-wav"
   fetch "$pkg" 'usr/share/asterisk/sounds/*/digits/[0-9].wav' "usr/share/doc/$pkg/copyright"
 done
+fetch asterisk-prompt-es-co 'usr/share/asterisk/sounds/es/digits/[0-9].gsm' usr/share/doc/asterisk-prompt-es-co/copyright
+fetch asterisk-prompt-fr-armelle 'usr/share/asterisk/sounds/fr/digits/[0-9].gsm' \
+  usr/share/doc/asterisk-prompt-fr-armelle/copyright
+fetch asterisk-prompt-it-menardi-wav 'usr/share/asterisk/sounds/it_IT_f_Menardi/digits/[0-9].wav' \
+  usr/share/doc/asterisk-prompt-it-menardi-wav/copyright
 echo "demo sources ready in $CACHE"

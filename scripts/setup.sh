@@ -7,8 +7,10 @@ LOCK=requirements/lock.txt
 STAMP=.venv/.lock-$(sha256sum "$LOCK" pyproject.toml | sha256sum | cut -c1-16)
 
 # Debian packages: the demo's data sources (real speech, digit images) and the TTS voices.
-if [ -x scripts/install-demo-sources.sh ] && [ ! -f .venv/.demo-sources ]; then
-  scripts/install-demo-sources.sh && mkdir -p .venv && touch .venv/.demo-sources
+# The stamp names the script's hash, so a new source list is installed on the next setup.
+SOURCES_STAMP=.venv/.demo-sources-$(sha256sum scripts/install-demo-sources.sh | cut -c1-16)
+if [ -x scripts/install-demo-sources.sh ] && [ ! -f "$SOURCES_STAMP" ]; then
+  scripts/install-demo-sources.sh && mkdir -p .venv && rm -f .venv/.demo-sources* && touch "$SOURCES_STAMP"
 fi
 
 if [ -f "$STAMP" ]; then

@@ -10,8 +10,10 @@ $BIN/rlbind-bench data prepare demo
 $BIN/rlbind-bench train --recipe demo/backbone --init demo/init --datasets "$DS" --out "$OUT/backbone-phase1" \
   --no-progress
 $BIN/rlbind-bench train --recipe demo/backbone-av --init "$OUT/backbone-phase1" --datasets "$DS" \
+  --out "$OUT/backbone-phase2" --no-progress
+$BIN/rlbind-bench train --recipe demo/backbone-audio --init "$OUT/backbone-phase2" --datasets "$DS" \
   --out "$OUT/backbone" --no-progress
-rm -rf "$OUT/backbone-phase1"
+rm -rf "$OUT/backbone-phase1" "$OUT/backbone-phase2"
 for recipe in fare tecoa pmg-aft rlbind; do
   $BIN/rlbind-bench train --recipe "demo/$recipe" --init "$OUT/backbone" --datasets "$DS" --out "$OUT/$recipe" \
     --no-progress

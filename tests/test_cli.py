@@ -44,6 +44,7 @@ def test_clean_run_writes_results_matching_languagebind(clean_run, checkpoints, 
     assert row["n"] == 12 and row["accuracy"] == pytest.approx(samples["correct"].mean())
     assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
     assert run["provenance"]["packages"]["torch"] and run["command"] and run["finished"]
+    assert run["config"]["batch_size"] == 5 and list(run["batch_sizes"].values()) == [5]
     import pyarrow.parquet as pq
 
     assert pq.read_schema(clean_run / "samples.parquet").metadata[b"rlbind_bench.schema_version"] == b"1"
@@ -79,6 +80,8 @@ def test_rerun_resumes_and_gives_identical_rows(clean_run, checkpoints, photo_di
     (["--threats", "nosuch"], "unknown threat"),
     (["--eps=-1/255", "--threats", "linf-pgd"], "non-negative"),
     (["--datasets", "nosuch"], "unknown dataset"),
+    (["--batch-size", "0"], "positive integer or 'auto'"),
+    (["--batch-size", "lots"], "positive integer or 'auto'"),
 ])
 def test_user_errors_exit_2_with_one_line(checkpoints, photo_dir, tmp_path, capsys, argv_extra, needle):
     argv = ["run", "--model", str(checkpoints["image"]), "--dataset-dir", f"image={photo_dir}", "--out",

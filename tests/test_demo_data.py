@@ -118,12 +118,35 @@ def test_audio_real_test_clips_and_format(builds):
     assert len(langs) >= 2
     for lang in langs:  # every digit, in every language, is a real recording
         assert sorted(int(r["label"]) for r in test_rows if f"asterisk-{lang}-" in r["sample_id"]) == list(range(10))
-    assert all(r["source"].startswith(("espeak-ng:", "flite:")) for r in rows if r["split"] != "test")
+    assert all(r["source"].startswith(("espeak-ng:", "flite:", "festival:")) for r in rows if r["split"] == "train")
+    # val: TTS voices held out of train, plus every digit by each human validation speaker (not a test speaker)
+    val_rows = [r for r in rows if r["split"] == "val"]
+    human = [r for r in val_rows if r["source"].startswith("asterisk-prompt-")]
+    assert {r["sample_id"].split("/")[-1] for r in human} == {f"human-{n}.wav" for n in db.HUMAN_VAL_VOICES}
+    for name in db.HUMAN_VAL_VOICES:
+        assert sorted(int(r["label"]) for r in human if r["sample_id"].endswith(f"human-{name}.wav")) == list(range(10))
+    assert all(r["source"].startswith(("espeak-ng:", "flite:")) for r in val_rows if r not in human)
+    train_sources = {r["source"] for r in rows if r["split"] == "train"}
+    assert not train_sources & {r["source"] for r in val_rows}
     for r in rows:
         info = sf.info(str(folder / r["sample_id"]))
         assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 16000, "PCM_16")
         wave, _ = sf.read(str(folder / r["sample_id"]))
         assert np.abs(wave).max() > 0.5  # peak-normalised speech, not silence
+
+
+def test_full_scale_tts_plan():
+    jobs = db._tts_jobs(0, db.SCALES["full"])
+    train = [j for j in jobs if j.split == "train"]
+    assert {j.engine for j in train} == {"espeak-ng", "flite", "festival"}
+    assert {j.voice for j in train if j.engine == "festival"} == set(db.FESTIVAL_VOICES)
+    assert {j.voice for j in train if j.engine == "espeak-ng"} >= {"es", "es-419", "fr-fr", "fr-be", "it", "ru"}
+    for c in range(10):
+        assert sum(j.label == c for j in train) == 277 and sum(j.label == c for j in jobs if j.split == "val") == 20
+    ids = [j.sample_id for j in jobs]
+    assert len(set(ids)) == len(ids)
+    # no TTS voice setting of val is also in train
+    assert not {j.source for j in train} & {j.source for j in jobs if j.split == "val"}
 
 
 def test_videos_decode_with_decord(builds):
@@ -194,6 +217,7 @@ def test_constants():
     assert len(db.CLASS_NAMES) == 10 and db.THERMAL_DATASET.endswith("-sim")
     text = (Path(__file__).resolve().parents[1] / db.INSTALL_SCRIPT).read_text()
     langs = text.split("LANGS=(", 1)[1].split(")", 1)[0].split()
+    assert set(db.DEBIAN_PACKAGES) >= {"festival", "festvox-ru", "asterisk-prompt-it-menardi-wav"}
     for pkg in db.DEBIAN_PACKAGES:
         if pkg.startswith("asterisk-core-sounds-"):
             assert "asterisk-core-sounds-$lang-wav" in text and pkg.split("-")[3] in langs, pkg

