@@ -340,3 +340,20 @@ def test_bad_name_modality_seed(images, waves):
         corrupt("image", "fog", 1, torch.rand(3, 16, 16), seed=0, sample_id="e")
     with pytest.raises(ValueError, match=r"\[T, 3, H, W\]"):
         corrupt("video", "frame_drop", 1, images[0], seed=0, sample_id="e")
+
+
+@pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
+def test_vectorised_glass_blur_is_the_library_bit_for_bit(severity):
+    from PIL import Image
+
+    from rlbind_bench.threats.corruptions import image as im
+
+    photo = skimage.data.astronaut()[::4, ::4] if severity % 2 else skimage.data.chelsea()[:97, :131]
+    with im._seeded(np.random.default_rng(severity)) as lib:
+        reference = np.asarray(lib.glass_blur(Image.fromarray(photo), severity))
+        after_ref = lib.np.random.randint(0, 2**31)
+    with im._seeded(np.random.default_rng(severity)) as lib:
+        fast = im._glass_blur(lib, Image.fromarray(photo), severity)
+        after_fast = lib.np.random.randint(0, 2**31)
+    assert np.array_equal(reference, fast)
+    assert after_ref == after_fast  # the same amount of the random stream was used

