@@ -332,15 +332,18 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                                       "shard_size": shard_size,
                                       "ids": config_hash({"ids": [s.sample_id for s in index.samples]})})
             dataset = InputSpaceDataset(index, encoder.preprocess_config(spec.modality), hints)
-            variants = corruption_variants(plan, cfg.seed) if spec.modality in CACHED_MODALITIES else []
-            cache = corruption_cache() if variants and req.corruption_cache else None
+            variants = corruption_variants(plan, cfg.seed)
+            cached = spec.modality in CACHED_MODALITIES
+            cache = corruption_cache() if variants and cached and req.corruption_cache else None
             if any(a.spec.attack in ADVERSARIAL for a, _ in plan):
                 diagnostics[spec.name] = _diagnose(dataset, classifier, space, device, cfg, out, shard_hash,
                                                    norm=next(c.norm for a, c in plan if a.spec.attack in ADVERSARIAL))
-            batch_size = resolve_batch_size(
-                cfg.batch_size, classifier, _first_input(dataset) if device.type == "cuda" else None, device, n_samples=len(index.samples),
-                needs_grad=any(a.spec.attack in ADVERSARIAL for a, _ in plan))
+            example = _first_input(dataset) if device.type == "cuda" else None
+            batch_size = resolve_batch_size(cfg.batch_size, classifier, example, device, n_samples=len(index.samples),
+                                            needs_grad=any(a.spec.attack in ADVERSARIAL for a, _ in plan))
             batch_sizes[spec.name] = batch_size
+            in_memory = (bool(variants) and not cached and req.corruption_cache and workers > 0
+                         and in_memory_prefetch_fits(_first_input(dataset), len(variants), batch_size, workers))
             n_shards = math.ceil(len(index.samples) / shard_size)
             task = progress.add(f"{spec.modality}/{spec.name}", len(index.samples))
             pending: list[tuple[Path, range]] = []
@@ -356,7 +359,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                     progress.update(task, hi - lo, 0.0)
                     continue
                 pending.append((part, range(lo, hi)))
-            for part, rows, bad in _run_shards(CorruptingDataset(dataset, variants, cache), pending, classifier, plan,
+            prefetching = CorruptingDataset(dataset, variants, cache, in_memory=in_memory)
+            for part, rows, bad in _run_shards(prefetching, pending, classifier, plan,
                                                hashes, cfg, run_id, spec, space, device, workers, progress, task,
                                                batch_size):
                 skipped.setdefault(spec.name, []).extend(bad)
@@ -448,6 +452,23 @@ def corruption_variants(plan: list[tuple[Attack, Cell]], run_seed: int) -> list[
     return list(dict.fromkeys(found))
 
 
+PREFETCH_FACTOR = 2
+IN_MEMORY_PREFETCH_BYTES = 4 << 30
+
+
+def in_memory_prefetch_fits(example: torch.Tensor | None, n_variants: int, batch_size: int, workers: int) -> bool:
+    """Whether the corrupted inputs of the batches in flight (workers x prefetch factor) fit the budget:
+    min(4 GiB, a quarter of the memory available now)."""
+    if example is None:
+        return False
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        available = IN_MEMORY_PREFETCH_BYTES * 4
+    in_flight = workers * PREFETCH_FACTOR * batch_size * n_variants * example.numel() * 4
+    return in_flight <= min(IN_MEMORY_PREFETCH_BYTES, available // 4)
+
+
 def resolve_workers(requested: int | None, device: torch.device) -> int:
     """DataLoader worker processes: the requested number, or 0 on CPU and min(8, cores - 1) on a GPU."""
     if requested is not None:
@@ -473,7 +494,7 @@ def _run_shards(dataset, pending: list[tuple[Path, range]], classifier, plan: li
     for n, (_, indices) in enumerate(pending):
         batches += [list(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)]
         last_of[len(batches) - 1] = n
-    extra = {"prefetch_factor": 2, "persistent_workers": False} if workers > 0 else {}
+    extra = {"prefetch_factor": PREFETCH_FACTOR, "persistent_workers": False} if workers > 0 else {}
     loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_with_refs, num_workers=workers,
                         pin_memory=device.type == "cuda", **extra)
     rows: list[tuple] = []
@@ -520,7 +541,7 @@ def _evaluate_batch(x, idx, refs, samples, classifier, plan, hashes, cfg: RunCon
     with torch.no_grad():
         clean_logits = classifier(x).float()
     clean_pred = clean_logits.argmax(1).cpu()
-    corrupted = PrefetchedCorruptions(cache, refs, tuple(x.shape[1:])) if cache is not None else None
+    corrupted = PrefetchedCorruptions(cache, refs, tuple(x.shape[1:])) if any(refs) else None
     ctx = AttackContext(spec.modality, cfg.seed, ids, clean_logits, space.low, space.high, classifier.num_classes,
                         device, corrupted)
     rows = []

@@ -149,3 +149,38 @@ def test_torch_compile_on_cpu_matches_eager(checkpoints, photo_dir, fp32_run, tm
     a, b = fp32_run.samples, run.samples
     assert (a["clean_pred"] == b["clean_pred"]).all()
     assert (a["pred"] == b["pred"]).mean() >= 0.9
+
+
+def test_video_corruptions_made_in_workers_give_identical_rows(checkpoints, real_video, tmp_path, monkeypatch):
+    """Video is not cached on disk; with workers its corruptions are made there and handed over in memory."""
+    from rlbind_bench.threats import corruptions
+
+    video = tmp_path / "video"
+    for cls in ("car", "person"):
+        (video / cls).mkdir(parents=True)
+        shutil.copy(real_video, video / cls / "clip.mp4")
+
+    def run(out, *extra):
+        rc = main(["run", "--model", f"video={checkpoints['video']}", "--suite", "quick", "--threats", "corruptions",
+                   "--modalities", "video", "--dataset-dir", f"video={video}", "--out", str(out), "--no-progress",
+                   *extra])
+        assert rc == 0
+        return pd.read_parquet(out / "samples.parquet")
+
+    made_in_main = []
+
+    original = corruptions.corrupt_batch
+
+    def counting(*args, **kwargs):
+        made_in_main.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(corruptions, "corrupt_batch", counting)
+    serial = run(tmp_path / "w0", "--workers", "0")
+    assert len(made_in_main) == 3  # three video corruptions, one batch, made in the main process
+    made_in_main.clear()
+    parallel = run(tmp_path / "w2", "--workers", "2")
+    assert made_in_main == []  # all made in the workers
+    assert len(serial) == 2 * 4  # clean + three corruptions, two clips
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert (serial.loc[serial["threat"] != "clean", "perturbation_norm"] > 0).all()

@@ -16,9 +16,11 @@ with and without the cache. Anything unreadable, truncated, of the wrong shape o
 treated as absent and made again. Writes go to a temporary file renamed into place, so a reader never sees
 a partial file (and a torn write after a crash fails its checksum).
 
-Video is not cached: at 8 x 3 x 224 x 224 a full suite needs about 200 MB per clip (float32 for the temporal
-corruptions, whose frames are not 8-bit), too much to keep; video corruptions run in the main process as
-before.
+Video is not cached on disk: at 8 x 3 x 224 x 224 a full suite needs about 200 MB per clip (float32 for the
+temporal corruptions, whose frames are not 8-bit), too much to keep. With DataLoader workers, video
+corruptions are still made in the workers, ahead of the model, and handed over in memory (`in_memory`),
+when the batches in flight fit a memory budget (runner: `in_memory_prefetch_fits`); otherwise, and with
+no workers, they are made in the main process.
 """
 
 from __future__ import annotations
@@ -194,12 +196,14 @@ class CorruptionCache:
 class CorruptingDataset(Dataset):
     """An InputSpaceDataset whose items also carry, per readable sample, its variants' cache keys.
 
-    The corruptions are made here, so in the DataLoader's workers when there are any, ahead of the model."""
+    The corruptions are made here, so in the DataLoader's workers when there are any, ahead of the model.
+    With ``in_memory`` (and no cache) the items carry the corrupted tensors themselves instead of keys."""
 
-    def __init__(self, base, variants: list[Variant], cache: CorruptionCache | None):
+    def __init__(self, base, variants: list[Variant], cache: CorruptionCache | None, in_memory: bool = False):
         self.base = base
         self.index = base.index
-        self.variants = list(variants) if cache is not None else []
+        self.in_memory = in_memory and cache is None
+        self.variants = list(variants) if cache is not None or self.in_memory else []
         self.cache = cache
 
     def __len__(self) -> int:
@@ -210,6 +214,11 @@ class CorruptingDataset(Dataset):
         if x is None or not self.variants:
             return i, x, err, {}
         sample_id = self.index.samples[i].sample_id
+        if self.in_memory:
+            from rlbind_bench.threats import corruptions
+
+            return i, x, err, {v: corruptions.corrupt(self.index.spec.modality, v.name, v.severity, x, seed=v.seed,
+                                                      sample_id=sample_id) for v in self.variants}
         return i, x, err, self.cache.ensure(self.index.spec.modality, sample_id, x, self.variants)
 
 
@@ -222,9 +231,11 @@ def collate_with_refs(batch):
 
 
 class PrefetchedCorruptions:
-    """What the corruption threat reads instead of corrupting: one batch's variants, from the cache."""
+    """What the corruption threat reads instead of corrupting: one batch's variants, from the cache (a key per
+    variant) or made in a worker (the tensor itself)."""
 
-    def __init__(self, cache: CorruptionCache, refs: list[dict[Variant, str]], sample_shape: tuple[int, ...]):
+    def __init__(self, cache: CorruptionCache | None, refs: list[dict[Variant, str | torch.Tensor]],
+                 sample_shape: tuple[int, ...]):
         self.cache = cache
         self.refs = refs
         self.sample_shape = tuple(sample_shape)
@@ -235,7 +246,10 @@ class PrefetchedCorruptions:
         out = []
         for refs in self.refs:
             key = refs.get(v)
-            x = self.cache.load(key, self.sample_shape) if key else None
+            if isinstance(key, torch.Tensor):
+                x = key if tuple(key.shape) == self.sample_shape else None
+            else:
+                x = self.cache.load(key, self.sample_shape) if key and self.cache is not None else None
             if x is None:
                 return None
             out.append(x)
