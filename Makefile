@@ -28,6 +28,7 @@ lock:
 bench: setup
 	$(BIN)/python benchmarks/attack_throughput.py --append docs/benchmarks.md
 	$(BIN)/python benchmarks/end_to_end_pgd.py --n 600 --size small --append docs/benchmarks.md
+	$(BIN)/python benchmarks/corruption_share.py --append docs/benchmarks.md
 
 clean:
 	rm -rf runs .pytest_cache
