@@ -156,7 +156,7 @@ def main() -> int:
         f"{t_peer / t_bound:.2f} x bound |",
     ]
     if args.autoattack:
-        from rlbind_bench.threats.autoattack import AutoAttackThreat, UnitBoxView, make_autoattack
+        from rlbind_bench.threats.autoattack import AutoAttackThreat
 
         _compat.apply("autoattack_module")
         aa_spec = ThreatSpec(name="aa", attack="autoattack", norm="Linf", eps=(eps,), version="standard", seed=0)
@@ -173,11 +173,14 @@ def main() -> int:
             return correct / len(x_all)
 
         def aa_reference():
+            # pyautoattack as a user would call it (images are already in [0, 1]); the only edit is the target
+            # count, which must be below the number of classes (AutoAttack issue 110).
+            import pyautoattack
+
             correct = 0
             for x, y, _ in batches:
-                ref = make_autoattack(UnitBoxView(clf, tuple(x.shape[1:]), 0.0, 1.0), eps=eps, norm="Linf",
-                                      version="standard", attacks_to_run=(), n_classes=len(classes),
-                                      n_target_classes=len(classes) - 1, seed=0, device="cpu")
+                ref = pyautoattack.AutoAttack(clf, norm="Linf", eps=eps, version="standard", seed=0, device="cpu")
+                ref.apgd_targeted.n_target_classes = ref.fab.n_target_classes = min(9, len(classes) - 1)
                 _, y_adv = ref.run_standard_evaluation(x, y, batch_size=len(x))
                 correct += int((y_adv == y).sum())
             return correct / len(x_all)
