@@ -6,13 +6,19 @@ core and bigger batches buy nothing, so auto is a fixed CPU_BATCH. On CUDA two p
 (forward + backward when the plan attacks, forward only for clean or corruption-only plans) measure the peak
 memory; their difference is the cost of p more samples, which separates the per-sample cost from the fixed
 one (weights, workspace). The batch is the largest power of two whose predicted peak fits `budget` of the
-memory free at the start, capped at `cap` and at the number of samples. The OOM back-off in the runner still
-guards the prediction.
+memory free at the start (the allocator's cache emptied first), capped at `cap`, at the number of samples and
+at what the host can hold in flight (the loader's prefetched batches). A flat probe (allocator rounding)
+falls back to the larger probe's whole peak per sample; an OOM in the second probe keeps the first. The
+runner's OOM back-off still guards the prediction, and remembers the size that fitted.
+
+AutoAttack's rows depend on its batch, so a plan with AutoAttack keeps the fixed CPU_BATCH under auto: its
+rows must not depend on how much memory a machine has free.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 
 import torch
@@ -43,9 +49,16 @@ def fit_batch_size(peak_bytes: Callable[[int], int], free_bytes: int, *, probe: 
                    budget: float = BUDGET, cap: int = CAP) -> int:
     """The largest power of two b <= cap with fixed + b * per_sample <= budget * free_bytes, where the fixed and
     per-sample costs come from ``peak_bytes`` at batch ``probe`` and ``2 * probe``. At least 1."""
-    p1, p2 = peak_bytes(probe), peak_bytes(2 * probe)
-    per_sample = max(p2 - p1, 1) / probe
-    fixed = max(p1 - probe * per_sample, 0.0)
+    p1 = peak_bytes(probe)
+    try:
+        p2 = peak_bytes(2 * probe)
+    except torch.cuda.OutOfMemoryError:
+        return probe
+    if p2 > p1:
+        per_sample = (p2 - p1) / probe
+        fixed = max(p1 - probe * per_sample, 0.0)
+    else:  # no measurable growth: assume the whole peak scales with the batch (the cautious reading)
+        per_sample, fixed = max(p2, 1) / (2 * probe), 0.0
     room = budget * free_bytes - fixed
     if room < per_sample:
         return 1
@@ -53,8 +66,18 @@ def fit_batch_size(peak_bytes: Callable[[int], int], free_bytes: int, *, probe: 
     return max(1, min(cap, 2 ** int(math.log2(fit))))
 
 
+def host_batch_cap(example: torch.Tensor, in_flight_batches: int, fraction: float = 0.25) -> int:
+    """The largest batch of which ``in_flight_batches`` copies fit ``fraction`` of the host memory available."""
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return CAP
+    per_batch_sample = example.numel() * example.element_size() * max(1, in_flight_batches)
+    return max(1, int(available * fraction // per_batch_sample))
+
+
 def auto_batch_size(classifier: torch.nn.Module, example: torch.Tensor, device: torch.device, *,
-                    needs_grad: bool, n_samples: int) -> int:
+                    needs_grad: bool, n_samples: int, in_flight_batches: int = 2) -> int:
     """Batch size for ``classifier`` on inputs shaped like ``example`` (one sample, no batch dim)."""
     if device.type != "cuda":
         return max(1, min(CPU_BATCH, n_samples))
@@ -76,6 +99,8 @@ def auto_batch_size(classifier: torch.nn.Module, example: torch.Tensor, device: 
         del x
         return int(used)
 
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()  # memory the allocator caches from earlier work is free for this run
     free, _ = torch.cuda.mem_get_info(device)
     try:
         b = fit_batch_size(peak, free)
@@ -83,13 +108,19 @@ def auto_batch_size(classifier: torch.nn.Module, example: torch.Tensor, device: 
         b = 1
     finally:
         torch.cuda.empty_cache()
-    return max(1, min(b, n_samples))
+    return max(1, min(b, n_samples, host_batch_cap(example, in_flight_batches)))
 
 
-def resolve_batch_size(requested: int | str, classifier: torch.nn.Module, example: torch.Tensor | None,
-                       device: torch.device, *, needs_grad: bool, n_samples: int) -> int:
+def resolve_batch_size(requested: int | str, classifier: torch.nn.Module, example: Callable[[], torch.Tensor | None],
+                       device: torch.device, *, needs_grad: bool, n_samples: int, autoattack: bool = False,
+                       in_flight_batches: int = 2) -> int:
+    """``requested`` as an int; for auto, ``example()`` (one decoded input) is called only on a GPU."""
     if requested != AUTO:
         return int(requested)
-    if example is None:
-        return CPU_BATCH
-    return auto_batch_size(classifier, example, device, needs_grad=needs_grad, n_samples=n_samples)
+    if device.type != "cuda" or autoattack:
+        return max(1, min(CPU_BATCH, n_samples))
+    x = example()
+    if x is None:
+        return max(1, min(CPU_BATCH, n_samples))
+    return auto_batch_size(classifier, x, device, needs_grad=needs_grad, n_samples=n_samples,
+                           in_flight_batches=in_flight_batches)

@@ -45,6 +45,7 @@ from rlbind_bench.threats.corruptions.cache import (
     PrefetchedCorruptions,
     Variant,
     collate_with_refs,
+    has_prefetched,
     open_cache,
 )
 from rlbind_bench.threats.registry import build_attack, load_threats, validate_eps
@@ -338,12 +339,14 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             if any(a.spec.attack in ADVERSARIAL for a, _ in plan):
                 diagnostics[spec.name] = _diagnose(dataset, classifier, space, device, cfg, out, shard_hash,
                                                    norm=next(c.norm for a, c in plan if a.spec.attack in ADVERSARIAL))
-            example = _first_input(dataset) if device.type == "cuda" else None
+            example = functools.cache(lambda dataset=dataset: _first_input(dataset))
             batch_size = resolve_batch_size(cfg.batch_size, classifier, example, device, n_samples=len(index.samples),
-                                            needs_grad=any(a.spec.attack in ADVERSARIAL for a, _ in plan))
+                                            needs_grad=any(a.spec.attack in ADVERSARIAL for a, _ in plan),
+                                            autoattack=any(a.spec.attack == "autoattack" for a, _ in plan),
+                                            in_flight_batches=workers * PREFETCH_FACTOR + 2)
             batch_sizes[spec.name] = batch_size
             in_memory = (bool(variants) and not cached and req.corruption_cache and workers > 0
-                         and in_memory_prefetch_fits(_first_input(dataset), len(variants), batch_size, workers))
+                         and in_memory_prefetch_fits(example(), len(variants), batch_size, workers))
             n_shards = math.ceil(len(index.samples) / shard_size)
             task = progress.add(f"{spec.modality}/{spec.name}", len(index.samples))
             pending: list[tuple[Path, range]] = []
@@ -500,6 +503,7 @@ def _run_shards(dataset, pending: list[tuple[Path, range]], classifier, plan: li
     rows: list[tuple] = []
     bad: list[str] = []
     samples = dataset.index.samples
+    fits = [batch_size]  # the largest batch known to fit: lowered by an out-of-memory error, for every later batch
     # InputSpaceDataset returns dataset-level indices: the rows never depend on batch order.
     for b, (batch_idx, x, failures, refs) in enumerate(loader):
         bad += [f"{samples[i].sample_id}: {err}" for i, err in failures]
@@ -508,7 +512,7 @@ def _run_shards(dataset, pending: list[tuple[Path, range]], classifier, plan: li
             idx = [int(i) for i in batch_idx]
             space.check(x)
             rows += _evaluate_with_backoff(x, idx, refs, samples, classifier, plan, hashes, cfg, run_id, spec, space,
-                                           device, dataset.cache)
+                                           device, dataset.cache, fits=fits)
             progress.update(task, len(idx), len(idx) / max(time.time() - t0, 1e-9))
         if b in last_of:
             yield pending[last_of[b]][0], rows, bad
@@ -516,21 +520,27 @@ def _run_shards(dataset, pending: list[tuple[Path, range]], classifier, plan: li
 
 
 def _evaluate_with_backoff(x, idx, refs, samples, classifier, plan, hashes, cfg, run_id, spec, space, device,
-                          cache) -> list[tuple]:
-    """Evaluate one batch; on GPU out-of-memory, evaluate its two halves instead (recursively).
+                          cache, fits: list[int] | None = None) -> list[tuple]:
+    """Evaluate one batch; on GPU out-of-memory, evaluate its two halves instead (recursively), and remember
+    the smaller size in ``fits`` so that later batches start there.
 
     Per-sample seeding makes the rows independent of how the batch is split (AutoAttack aside)."""
+    fits = fits if fits is not None else [len(idx)]
+    args = (samples, classifier, plan, hashes, cfg, run_id, spec, space, device, cache)
+    if len(idx) > fits[0]:
+        n = fits[0]
+        return [row for i in range(0, len(idx), n)
+                for row in _evaluate_with_backoff(x[i:i + n], idx[i:i + n], refs[i:i + n], *args, fits=fits)]
     try:
-        return _evaluate_batch(x, idx, refs, samples, classifier, plan, hashes, cfg, run_id, spec, space, device,
-                               cache)
+        return _evaluate_batch(x, idx, refs, *args)
     except torch.cuda.OutOfMemoryError:
         if len(idx) == 1:
             raise
         torch.cuda.empty_cache()
         h = len(idx) // 2
-        args = (samples, classifier, plan, hashes, cfg, run_id, spec, space, device, cache)
-        return (_evaluate_with_backoff(x[:h], idx[:h], refs[:h], *args)
-                + _evaluate_with_backoff(x[h:], idx[h:], refs[h:], *args))
+        fits[0] = min(fits[0], h)
+        return (_evaluate_with_backoff(x[:h], idx[:h], refs[:h], *args, fits=fits)
+                + _evaluate_with_backoff(x[h:], idx[h:], refs[h:], *args, fits=fits))
 
 
 def _evaluate_batch(x, idx, refs, samples, classifier, plan, hashes, cfg: RunConfig, run_id, spec: DatasetSpec,
@@ -541,7 +551,7 @@ def _evaluate_batch(x, idx, refs, samples, classifier, plan, hashes, cfg: RunCon
     with torch.no_grad():
         clean_logits = classifier(x).float()
     clean_pred = clean_logits.argmax(1).cpu()
-    corrupted = PrefetchedCorruptions(cache, refs, tuple(x.shape[1:])) if any(refs) else None
+    corrupted = PrefetchedCorruptions(cache, refs, tuple(x.shape[1:])) if has_prefetched(refs) else None
     ctx = AttackContext(spec.modality, cfg.seed, ids, clean_logits, space.low, space.high, classifier.num_classes,
                         device, corrupted)
     rows = []

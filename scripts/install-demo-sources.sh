@@ -23,6 +23,13 @@ SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
 fi
+need_root() {  # need_root WHAT: one line and exit 1 when apt-get cannot run as root
+  if [ "$(id -u)" -ne 0 ] && [ "${#SUDO[@]}" -eq 0 ]; then
+    echo "install-demo-sources: installing $1 needs root (no sudo here): run this script as root" >&2
+    exit 1
+  fi
+}
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 export DEBIAN_FRONTEND=noninteractive
 APT_UPDATED=0
 apt_update() {
@@ -38,9 +45,10 @@ for tool in "${TOOLS[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 for pkg in "${VOICE_PACKAGES[@]}"; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  installed "$pkg" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
+  need_root "${missing[*]}"
   echo "installing ${missing[*]}"
   "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null \
     || { apt_update; "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }

@@ -7,10 +7,11 @@ LOCK=requirements/lock.txt
 STAMP=.venv/.lock-$(sha256sum "$LOCK" pyproject.toml | sha256sum | cut -c1-16)
 
 # Debian packages: the demo's data sources (real speech, digit images) and the TTS voices.
-# The stamp names the script's hash, so a new source list is installed on the next setup.
-SOURCES_STAMP=.venv/.demo-sources-$(sha256sum scripts/install-demo-sources.sh | cut -c1-16)
-if [ -x scripts/install-demo-sources.sh ] && [ ! -f "$SOURCES_STAMP" ]; then
-  scripts/install-demo-sources.sh && mkdir -p .venv && rm -f .venv/.demo-sources* && touch "$SOURCES_STAMP"
+# Always run: the script is idempotent and takes well under a second once everything is there, and a stamp
+# could outlive what it stamps (a restored .venv on a machine without the packages).
+if [ -x scripts/install-demo-sources.sh ]; then
+  scripts/install-demo-sources.sh >/dev/null \
+    || echo "setup: the demo's Debian sources are missing (see above); the demo and its tests need them" >&2
 fi
 
 if [ -f "$STAMP" ]; then

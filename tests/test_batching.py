@@ -60,3 +60,56 @@ def test_cuda_auto_batch_runs_without_oom():
     x = torch.rand(b, 3, 64, 64, device="cuda", requires_grad=True)
     torch.autograd.grad(model(x).sum(), x)
     assert b >= 64
+
+
+def test_flat_probe_is_read_cautiously_and_a_second_probe_oom_keeps_the_first():
+    # No growth between the probes: the whole peak of the larger probe is taken as per-sample cost.
+    # 0.7 * 1e6 / (8000 / 8) = 700 -> 512; reading the flat probe as "free per sample" would give the cap
+    assert fit_batch_size(lambda b: 8_000, 1_000_000) == 512
+
+    def oom_at_8(b):
+        if b >= 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return 1000 * b
+
+    assert fit_batch_size(oom_at_8, 10**12) == 4
+
+
+def test_resolve_auto_on_cpu_and_with_autoattack():
+    from rlbind_bench.batching import resolve_batch_size
+
+    model = torch.nn.Linear(4, 3)
+
+    def never():
+        raise AssertionError("no input needs decoding on CPU or for AutoAttack")
+
+    cpu = torch.device("cpu")
+    assert resolve_batch_size("auto", model, never, cpu, needs_grad=True, n_samples=5) == 5
+    assert resolve_batch_size("auto", model, never, cpu, needs_grad=True, n_samples=500) == CPU_BATCH
+    assert resolve_batch_size(7, model, never, cpu, needs_grad=True, n_samples=500) == 7
+    # AutoAttack's rows depend on its batch: auto never makes them depend on the free memory of a GPU.
+    assert resolve_batch_size("auto", model, never, torch.device("cuda"), needs_grad=True, n_samples=500,
+                              autoattack=True) == CPU_BATCH
+
+
+def test_oom_backoff_remembers_the_size_that_fits(monkeypatch):
+    from rlbind_bench import runner
+
+    tried = []
+
+    def fake_batch(x, idx, refs, *args):
+        tried.append(len(idx))
+        if len(idx) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return [(i,) for i in idx]
+
+    monkeypatch.setattr(runner, "_evaluate_batch", fake_batch)
+    fits = [8]
+    args = (None,) * 10
+    first = runner._evaluate_with_backoff(torch.zeros(8, 1), list(range(8)), [{}] * 8, *args, fits=fits)
+    assert [r[0] for r in first] == list(range(8)) and fits == [2]
+    assert tried == [8, 4, 2, 2, 2, 2]  # the second half (4) is split at once: 2 is known to fit
+    tried.clear()
+    second = runner._evaluate_with_backoff(torch.zeros(8, 1), list(range(8, 16)), [{}] * 8, *args, fits=fits)
+    assert [r[0] for r in second] == list(range(8, 16))
+    assert tried == [2, 2, 2, 2]  # no out-of-memory retry: later batches start at the size that fitted

@@ -357,3 +357,20 @@ def test_vectorised_glass_blur_is_the_library_bit_for_bit(severity):
         after_fast = lib.np.random.randint(0, 2**31)
     assert np.array_equal(reference, fast)
     assert after_ref == after_fast  # the same amount of the random stream was used
+
+
+def test_glass_blur_goes_through_the_vectorised_path(monkeypatch):
+    from rlbind_bench.threats.corruptions import image as im
+
+    x = torch.from_numpy(skimage.data.astronaut()[::6, ::6].copy()).permute(2, 0, 1).float() / 255
+    calls = []
+
+    def counting(lib, image, severity):
+        calls.append(severity)
+        return im._glass_blur(lib, image, severity)
+
+    monkeypatch.setattr(im, "_FAST", {"glass_blur": counting})
+    fast = corrupt("image", "glass_blur", 2, x, seed=3, sample_id="a")
+    assert calls == [2]
+    monkeypatch.setattr(im, "_FAST", {})
+    assert torch.equal(fast, corrupt("image", "glass_blur", 2, x, seed=3, sample_id="a"))

