@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 
+import _report  # benchmarks/_report.py: these scripts run as `python benchmarks/X.py`
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,16 +192,12 @@ def main() -> int:
                   f"| pyautoattack run_standard_evaluation | {t_ref:.3f} | {len(x_all) / t_ref:.2f} | {acc_ref:.3f} | |"]
     if not args.skip_corruptions:
         lines += ["", *corruption_rates()]
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = _report.commit()
     header = (f"### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {platform.machine()} "
               f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
               f"commit {commit}")
     text = "\n".join([header, "", *lines, ""])
-    print(text)
-    if args.append:
-        with open(args.append, "a") as fh:
-            fh.write("\n" + text)
+    _report.emit(text, args.append)
     return 0
 
 

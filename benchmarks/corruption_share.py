@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _report  # benchmarks/_report.py: these scripts run as `python benchmarks/X.py`
+
 ROOT = Path(__file__).resolve().parents[1]
 MODALITIES = ("image", "thermal", "audio", "video")
 
@@ -64,16 +66,12 @@ def main() -> int:
             lines.append(f"| {m} | {suite:.1f} | {cold:.1f} | {warm:.1f} | {clean:.1f} | {making:.1f} | "
                          f"{making / suite:.0%} |")
             print(lines[-1], flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = _report.commit()
     head = (f"### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: corruption share of a run, "
             f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, commit {commit}\n\n"
             f"model {args.model}, demo test split, quick suite (64 samples per dataset, 50 for audio), workers 0\n")
     text = head + "\n" + "\n".join(lines) + "\n"
-    print(text)
-    if args.append:
-        with open(args.append, "a") as fh:
-            fh.write("\n" + text)
+    _report.emit(text, args.append)
     return 0
 
 

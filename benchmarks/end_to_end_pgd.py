@@ -24,6 +24,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import _report  # benchmarks/_report.py: these scripts run as `python benchmarks/X.py`
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
@@ -139,8 +141,7 @@ def main() -> int:
     t_plain, out = timed_process([PY, "-c", PLAIN_SCRIPT, str(ckpt), str(photos), str(eps), str(args.steps),
                                   str(args.batch_size)], env)
     acc_plain = float(out.split("ROBUST")[1])
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = _report.commit()
     import torch
 
     text = "\n".join([
@@ -158,10 +159,7 @@ def main() -> int:
         f"| ratio | {t_ours / t_plain:.2f} x | |",
         "",
     ])
-    print(text)
-    if args.append:
-        with open(args.append, "a") as fh:
-            fh.write("\n" + text)
+    _report.emit(text, args.append)
     return 0
 
 
