@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train the demo zoo (zoo/demo/*) from the committed recipes in recipes/demo/, on the demo data's train split.
-# About an hour on a 2-core CPU (72 min measured with other jobs running). docs/zoo.md lists the figures; tests/test_zoo.py (slow) checks a rerun.
+# About 50 minutes on a 2-core CPU (50 min 19 s measured, nothing else running). docs/zoo.md lists the figures; tests/test_zoo.py (slow) checks a rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
