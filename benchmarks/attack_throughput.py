@@ -185,8 +185,15 @@ def main() -> int:
                 correct += int((y_adv == y).sum())
             return correct / len(x_all)
 
-        t_aa, acc_aa = timed(aa_project)
-        t_ref, acc_ref = timed(aa_reference)
+        # ABBA order, best of two each: neither side gets only the cold (first) or only the warm slot.
+        t_aa1, acc_aa = timed(aa_project)
+        t_ref1, acc_ref = timed(aa_reference)
+        t_ref2, acc_ref2 = timed(aa_reference)
+        t_aa2, acc_aa2 = timed(aa_project)
+        assert (acc_aa, acc_ref) == (acc_aa2, acc_ref2), "AutoAttack is not deterministic given its seed"
+        t_aa, t_ref = min(t_aa1, t_aa2), min(t_ref1, t_ref2)
+        print(f"AutoAttack seconds, ABBA order: project {t_aa1:.1f}, reference {t_ref1:.1f}, "
+              f"reference {t_ref2:.1f}, project {t_aa2:.1f}", flush=True)
         lines += [f"| rlbind-bench AutoAttack standard | {t_aa:.3f} | {len(x_all) / t_aa:.2f} | {acc_aa:.3f} | "
                   f"{t_aa / t_ref:.2f} x pyautoattack |",
                   f"| pyautoattack run_standard_evaluation | {t_ref:.3f} | {len(x_all) / t_ref:.2f} | {acc_ref:.3f} | |"]
