@@ -66,11 +66,18 @@ def fit_batch_size(peak_bytes: Callable[[int], int], free_bytes: int, *, probe: 
     return max(1, min(cap, 2 ** int(math.log2(fit))))
 
 
+def available_host_bytes() -> int | None:
+    """Host memory available now, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def host_batch_cap(example: torch.Tensor, in_flight_batches: int, fraction: float = 0.25) -> int:
     """The largest batch of which ``in_flight_batches`` copies fit ``fraction`` of the host memory available."""
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+    available = available_host_bytes()
+    if available is None:
         return CAP
     per_batch_sample = example.numel() * example.element_size() * max(1, in_flight_batches)
     return max(1, int(available * fraction // per_batch_sample))

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rlbind_bench import __version__
-from rlbind_bench.batching import parse_batch_size, resolve_batch_size
+from rlbind_bench.batching import available_host_bytes, parse_batch_size, resolve_batch_size
 from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_datasets
 from rlbind_bench.data.readers import DatasetIndex, InputSpaceDataset, index_dataset
 from rlbind_bench.encoders.base import BoundEncoder
@@ -464,12 +464,10 @@ def in_memory_prefetch_fits(example: torch.Tensor | None, n_variants: int, batch
     min(4 GiB, a quarter of the memory available now)."""
     if example is None:
         return False
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        available = IN_MEMORY_PREFETCH_BYTES * 4
-    in_flight = workers * PREFETCH_FACTOR * batch_size * n_variants * example.numel() * 4
-    return in_flight <= min(IN_MEMORY_PREFETCH_BYTES, available // 4)
+    available = available_host_bytes()
+    budget = IN_MEMORY_PREFETCH_BYTES if available is None else min(IN_MEMORY_PREFETCH_BYTES, available // 4)
+    in_flight = workers * PREFETCH_FACTOR * batch_size * n_variants * example.numel() * example.element_size()
+    return in_flight <= budget
 
 
 def resolve_workers(requested: int | None, device: torch.device) -> int:
