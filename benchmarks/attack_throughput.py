@@ -69,7 +69,7 @@ def main() -> int:
 
     if args.model:
         # A zoo/user model on real demo images (the demo model of the performance issue).
-        from rlbind_bench.runner import default_data_root
+        from rlbind_bench.paths import default_data_root
 
         enc = load_encoder(args.model)
         root = default_data_root() / "demo-digits-image"

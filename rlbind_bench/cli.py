@@ -141,7 +141,7 @@ def cmd_run(args) -> int:
 
 
 def _require_demo_data(data_root: Path | None) -> None:
-    from rlbind_bench.runner import default_data_root
+    from rlbind_bench.paths import default_data_root
 
     root = data_root or default_data_root()
     if not all((root / name).is_dir() for name in DEMO_DATASETS):
@@ -249,7 +249,7 @@ def add_data(sub) -> None:
 def cmd_data(args) -> int:
     import importlib
 
-    from rlbind_bench.runner import default_data_root
+    from rlbind_bench.paths import default_data_root
 
     module, fn = DATA_BUILDERS[args.name].split(":")
     root = (args.data_root or default_data_root()) / ("photos" if args.name == "photos" else "")

@@ -28,6 +28,8 @@ from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_data
 from rlbind_bench.data.readers import DatasetIndex, InputSpaceDataset, index_dataset
 from rlbind_bench.encoders.base import BoundEncoder
 from rlbind_bench.errors import ConfigError, UserError
+from rlbind_bench.paths import default_data_root, user_cache_dir
+from rlbind_bench.results.provenance import device_name, iso_time, provenance
 from rlbind_bench.results.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA, SUMMARY_COLUMNS, SUMMARY_SCHEMA
 from rlbind_bench.results.stats import wilson_interval
 from rlbind_bench.results.store import (
@@ -59,18 +61,6 @@ SPEED_ONLY = ("batch_size", "device", "deterministic", "workers")
 NUMERIC_OPTIONS = {"precision": "fp32", "compile": False}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 _NO_DEFAULT = object()
-
-
-def user_cache_dir() -> Path:
-    from platformdirs import user_cache_dir as ucd
-
-    return Path(os.environ.get("RLBIND_CACHE_DIR") or ucd("rlbind-bench"))
-
-
-def default_data_root() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(os.environ.get("RLBIND_DATA_ROOT") or user_data_dir("rlbind-bench"))
 
 
 @dataclass
@@ -178,35 +168,6 @@ def audio_clip_seconds(index: DatasetIndex, encoder: BoundEncoder) -> float:
     return round(longest, 3) if longest > 0 else 5.0
 
 
-def _provenance() -> dict:
-    import importlib.metadata as md
-
-    versions = {}
-    for pkg in ("torch", "torchvision", "torchaudio", "transformers", "languagebind", "torchattacks", "pyautoattack",
-                "imagecorruptions", "numpy", "pandas", "pyarrow"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {"rlbind_bench": __version__, "packages": versions, "python": platform.python_version(),
-            "platform": platform.platform(), "git": git_hash()}
-
-
-def git_hash() -> str | None:
-    import subprocess
-
-    try:
-        root = Path(__file__).resolve().parents[1]
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        if out.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 class _Progress:
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -273,7 +234,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda given but no CUDA device is available")
     if cfg.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise UserError(f"--precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16")
+        raise UserError(f"--precision bf16: {torch.cuda.getdevice_name(device)} does not support bfloat16")
     threat_specs = resolve_threats(cfg)
     suite = get_suite(cfg.suite)
     n_samples = cfg.n_samples if cfg.n_samples is not None else suite.n_samples
@@ -383,10 +344,10 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     write_table_atomic(out / "summary.parquet", summary, SUMMARY_SCHEMA)
     run = {"run_id": run_id, "config": dataclasses.asdict(cfg), "threats": [t.to_dict() for t in threat_specs],
            "datasets": [dataclasses.asdict(d) for d in datasets], "cells": cell_catalogue,
-           "device": _device_name(device), "seed": cfg.seed, "command": req.command,
-           "started": _iso(started), "finished": _iso(time.time()), "seconds": round(time.time() - started, 3),
+           "device": device_name(device), "seed": cfg.seed, "command": req.command,
+           "started": iso_time(started), "finished": iso_time(time.time()), "seconds": round(time.time() - started, 3),
            "skipped_files": skipped, "checks": diagnostics, "batch_sizes": batch_sizes,
-           "check_definitions": {k: dataclasses.asdict(v) for k, v in CHECKS.items()}, "provenance": _provenance()}
+           "check_definitions": {k: dataclasses.asdict(v) for k, v in CHECKS.items()}, "provenance": provenance()}
     write_json_atomic(out / "run.json", run)
     return RunOutcome(out, samples, summary, run)
 
@@ -437,16 +398,6 @@ def cells_of(attack: Attack, modality: str) -> list[Cell]:
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
 def corruption_variants(plan: list[tuple[Attack, Cell]], run_seed: int) -> list[Variant]:

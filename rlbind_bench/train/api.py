@@ -62,7 +62,8 @@ def stage_recipes(recipe: Recipe, overrides: dict | None = None) -> list[Recipe]
 
 def train(req: TrainRequest) -> dict:
     from rlbind_bench.encoders.registry import load_encoder
-    from rlbind_bench.runner import default_data_root, git_hash, user_cache_dir
+    from rlbind_bench.paths import default_data_root, user_cache_dir
+    from rlbind_bench.results.provenance import git_hash
 
     recipe = override(load_recipe(req.recipe), **req.overrides)
     encoder = load_encoder(req.init)
