@@ -296,6 +296,47 @@ def test_check_input_errors_exit_2(runs, tmp_path, capsys):
         assert rc == 2 and len(err.strip().splitlines()) == 1, (argv, err)
 
 
+def _parquet_with_version(path: Path, frame: pd.DataFrame, version: str | None) -> None:
+    """Written with pyarrow directly, as an older (or newer) rlbind-bench would have: only the version differs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rlbind_bench.results.schema import METADATA_KEY
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.replace_schema_metadata({} if version is None else {METADATA_KEY: version.encode()}), path)
+
+
+@pytest.mark.parametrize("as_file", [False, True], ids=["folder", "file"])
+@pytest.mark.parametrize("version", ["older", None], ids=["older", "unversioned"])
+def test_check_refuses_baseline_from_older_schema(tmp_path, capsys, as_file, version):
+    from rlbind_bench.results.schema import SCHEMA_VERSION
+
+    accs = {("clean", "", math.nan, 0): 0.9, ("linf-pgd", "Linf", 1 / 255, 0): 0.5}
+    write_table_atomic(tmp_path / "results" / "summary.parquet", _summary("A", accs), SUMMARY_SCHEMA)
+    old = str(int(SCHEMA_VERSION) - 1) if version == "older" else None
+    _parquet_with_version(tmp_path / "baseline" / "summary.parquet", _summary("A", accs), old)
+    ref = tmp_path / "baseline" / "summary.parquet" if as_file else tmp_path / "baseline"
+    rc, out, err = _cli(["check", "--results", tmp_path / "results", "--baseline", ref], capsys)
+    assert rc == 2 and "PASS" not in out and "regressed" not in out
+    assert err.strip() == (f"rlbind-bench: error: baseline {ref} is from results schema {old or '(none)'}; "
+                           f"this rlbind-bench writes schema {SCHEMA_VERSION}: rerun the baseline")
+    assert not (tmp_path / "results" / "check-junit.xml").exists()
+
+
+def test_check_newer_baseline_schema_is_refused_as_unreadable(tmp_path, capsys):
+    from rlbind_bench.results.schema import SCHEMA_VERSION
+
+    accs = {("clean", "", math.nan, 0): 0.9}
+    write_table_atomic(tmp_path / "results" / "summary.parquet", _summary("A", accs), SUMMARY_SCHEMA)
+    newer = str(int(SCHEMA_VERSION) + 1)
+    _parquet_with_version(tmp_path / "baseline" / "summary.parquet", _summary("A", accs), newer)
+    rc, _, err = _cli(["check", "--results", tmp_path / "results", "--baseline", tmp_path / "baseline"], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert f"results schema version {newer}, this rlbind-bench reads {SCHEMA_VERSION}" in err
+
+
 # ---------------------------------------------------------------------------------------- the HTML page
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):

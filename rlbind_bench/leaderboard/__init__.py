@@ -1,1 +1,1 @@
-"""Leaderboards from result folders (merge, Markdown, JSON, HTML, plots) and the regression gate (check)."""
+"""Leaderboards from result folders: merge, Markdown, JSON, HTML, plots (the regression gate is rlbind_bench.gate)."""

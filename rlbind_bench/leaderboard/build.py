@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlbind_bench.errors import UserError
+from rlbind_bench.files import write_bytes_atomic
 from rlbind_bench.leaderboard.entries import build_entries, model_slugs
 from rlbind_bench.leaderboard.html import render_page
 from rlbind_bench.leaderboard.merge import Merged
 from rlbind_bench.leaderboard.plots import all_plots
 from rlbind_bench.leaderboard.render import build_views, index_markdown, modality_markdown
 from rlbind_bench.leaderboard.schema import LEADERBOARD_SCHEMA
-from rlbind_bench.results.store import check_writable, write_bytes_atomic, write_table_atomic
+from rlbind_bench.results.store import check_writable, write_table_atomic
 
 
 @dataclass

@@ -7,9 +7,9 @@ import math
 
 import pandas as pd
 
+from rlbind_bench.files import slugify
 from rlbind_bench.leaderboard.merge import Merged
 from rlbind_bench.leaderboard.metrics import aggregate, is_adversarial, is_clean, level_label
-from rlbind_bench.leaderboard.render import slugify
 from rlbind_bench.leaderboard.schema import (
     MODEL_SCHEMA_ID,
     MODEL_SCHEMA_VERSION,
@@ -58,13 +58,13 @@ def _robustbench(model: str, rows: pd.DataFrame, aggs: dict, attack_of: dict[str
     for (modality, dataset), grp in rows.groupby(["modality", "dataset"], sort=True):
         agg = aggs[(modality, dataset)]
         clean = json_number(agg.clean_acc)
-        for r in grp[is_adversarial(grp)].itertuples():
-            out.append({**base, "dataset": dataset, "modality": modality, "threat": r.threat, "threat_model": r.norm,
-                        "attack": attack_of.get(r.threat), "eps": json_number(r.eps),
-                        "eps_label": level_label(r.norm, r.eps, 0), "clean_acc": clean,
-                        "robust_acc": json_number(r.accuracy),
-                        **({"autoattack_acc": json_number(r.accuracy)} if attack_of.get(r.threat) == "autoattack"
-                           else {})})
+        out.extend({**base, "dataset": dataset, "modality": modality, "threat": r.threat, "threat_model": r.norm,
+                    "attack": attack_of.get(r.threat), "eps": json_number(r.eps),
+                    "eps_label": level_label(r.norm, r.eps, 0), "clean_acc": clean,
+                    "robust_acc": json_number(r.accuracy),
+                    **({"autoattack_acc": json_number(r.accuracy)} if attack_of.get(r.threat) == "autoattack"
+                       else {})}
+                   for r in grp[is_adversarial(grp)].itertuples())
         if not math.isnan(agg.mean_corruption_acc):
             out.append({**base, "dataset": dataset, "modality": modality, "threat": "corruptions",
                         "threat_model": "corruptions", "eps": None, "clean_acc": clean,

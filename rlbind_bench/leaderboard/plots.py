@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from rlbind_bench.files import slugify
 from rlbind_bench.leaderboard.metrics import is_adversarial, is_clean, is_corruption
-from rlbind_bench.leaderboard.render import slugify
 
 
 @dataclass
@@ -75,7 +75,8 @@ def eps_curves(table: pd.DataFrame, modality: str, slug: str) -> list[Plot]:
             if norm == "Linf":
                 xs = [x * 255 for x in xs]
             ax.plot(xs, ys, marker="o", label=_label(f"{model} · {dataset} · {threat}"))
-        ax.set_xlabel(_label("eps (×1/255)" if norm == "Linf" else f"eps ({norm or 'no norm'})"))
+        # The multiplication sign is meant: Linf eps are shown in units of 1/255.
+        ax.set_xlabel(_label("eps (×1/255)" if norm == "Linf" else f"eps ({norm or 'no norm'})"))  # noqa: RUF001
         ax.set_ylabel("accuracy")
         title = f"{modality}: accuracy vs eps ({norm})"
         png, svg = _render(plt, fig, ax, title)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from rlbind_bench.files import slugify
 from rlbind_bench.leaderboard.merge import CONFLICT_FLAG, Merged
 from rlbind_bench.leaderboard.metrics import (
     DatasetAggregate,
@@ -43,12 +44,6 @@ def md_escape(text, line_start: bool = False) -> str:
     if line_start:
         text = _MD_LEADING.sub(r"\1\\\2", text)
     return html.escape(text, quote=True)
-
-
-def slugify(text: str, fallback: str = "x") -> str:
-    """A file-name-safe stem: [A-Za-z0-9._-] only, no leading dots, at most 80 characters."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")[:80]
-    return slug or fallback
 
 
 @dataclass
@@ -238,9 +233,9 @@ def build_views(merged: Merged, reference: str | None = None) -> list[ModalityVi
 def markdown_table(view: TableView) -> str:
     lines = ["| " + " | ".join(md_escape(c) for c in view.columns) + " |",
              "|" + "|".join("---" if i == 0 else "---:" for i in range(len(view.columns))) + "|"]
-    for row in view.rows:
-        # Numeric cells are built from numbers and constant marks only; text cells carry results' strings.
-        lines.append("| " + " | ".join(md_escape(c.plain()) if c.kind == "text" else c.plain() for c in row) + " |")
+    # Numeric cells are built from numbers and constant marks only; text cells carry results' strings.
+    lines += ["| " + " | ".join(md_escape(c.plain()) if c.kind == "text" else c.plain() for c in row) + " |"
+              for row in view.rows]
     text = "\n".join(lines) + "\n"
     if view.notes:
         text += "\n" + "\n".join(f"- {md_escape(n)}" for n in dict.fromkeys(view.notes)) + "\n"

@@ -35,7 +35,8 @@ MODEL_SCHEMA_VERSION = "1"
 
 LEADERBOARD_METADATA_KEY = b"rlbind_bench.leaderboard_schema_version"
 LEADERBOARD_SCHEMA_VERSION = "1"
-LEADERBOARD_FIELDS = SUMMARY_FIELDS + [
+LEADERBOARD_FIELDS = [
+    *SUMMARY_FIELDS,
     ("run_id", pa.string()),
     ("source", pa.string()),  # results folder name the row came from
     ("flags", pa.string()),  # comma-separated merge flags, e.g. "config_conflict" ("" if none)

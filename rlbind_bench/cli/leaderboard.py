@@ -1,4 +1,5 @@
-"""CLI subcommands `leaderboard` and `check` (registered in rlbind_bench.cli.COMMANDS)."""
+"""`rlbind-bench leaderboard` (merge result folders into a published folder) and `rlbind-bench check` (the
+regression gate of rlbind_bench.gate)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from rlbind_bench.cli.console import EXIT_OK, console
 from rlbind_bench.errors import UserError
-
-
-def _console():
-    from rlbind_bench.cli import _console as console  # lazy: cli imports this module
-
-    return console()
+from rlbind_bench.files import write_bytes_atomic
 
 
 # ---------------------------------------------------------------------------------------- leaderboard
@@ -36,13 +33,13 @@ def cmd_leaderboard(args) -> int:
 
     merged = load_and_merge(args.results, allow_conflicts=args.allow_conflicts)
     written = write_leaderboard(merged, args.out, reference=args.reference)
-    console = _console()
+    term = console()
     for c in merged.conflicts:
-        console.print(f"[yellow]config conflict (newest kept, flagged):[/] {escape(c.describe())}")
-    console.print(f"leaderboard: {len(merged.models)} model(s), {len(merged.modalities)} modality(ies), "
-                  f"{len(written.files)} file(s) under {escape(str(args.out))} "
-                  f"(open {escape(str(args.out / 'index.html'))})")
-    return 0
+        term.print(f"[yellow]config conflict (newest kept, flagged):[/] {escape(c.describe())}")
+    term.print(f"leaderboard: {len(merged.models)} model(s), {len(merged.modalities)} modality(ies), "
+               f"{len(written.files)} file(s) under {escape(str(args.out))} "
+               f"(open {escape(str(args.out / 'index.html'))})")
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------- check
@@ -85,19 +82,19 @@ def add_check(sub) -> None:
 def cmd_check(args) -> int:
     from rich.markup import escape
 
-    from rlbind_bench.leaderboard.check import compare, headline, junit_xml, load_side, markdown, rich_table
-    from rlbind_bench.results.store import write_bytes_atomic
+    from rlbind_bench.gate.compare import compare, load_side
+    from rlbind_bench.gate.report import headline, junit_xml, markdown, rich_table
 
     if not args.results.is_dir():
         raise UserError(f"results folder {args.results} not found")
     results = load_side(args.results, "results")
     baseline = load_side(args.baseline, "baseline", args.baseline_model)
     report = compare(results, baseline, args.tolerance_pts, args.alpha)
-    console = _console()
-    console.print(rich_table(report))
+    term = console()
+    term.print(rich_table(report))
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
-    console.print(escape(headline(report)))
+        term.print(f"[yellow]note:[/] {escape(note)}")
+    term.print(escape(headline(report)))
     junit = args.junit or args.results / "check-junit.xml"
     try:
         write_bytes_atomic(junit, junit_xml(report))
@@ -110,7 +107,7 @@ def cmd_check(args) -> int:
                 fh.write(markdown(report))
         except OSError as exc:
             raise UserError(f"cannot write $GITHUB_STEP_SUMMARY {summary_file} ({exc.strerror or exc})") from exc
-    console.print(f"JUnit: {escape(str(junit))}")
+    term.print(f"JUnit: {escape(str(junit))}")
     if report.failures:
         names = "; ".join(f"{c.status}: {c.name}" for c in report.failures)
         print(f"rlbind-bench check: FAIL ({len(report.failures)} cell(s)): {names}", file=sys.stderr)

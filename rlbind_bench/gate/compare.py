@@ -15,14 +15,15 @@ evaluation protocol differ, from run.json: threat settings, templates, classes, 
 weights are deliberately not part of it), ``samples-differ`` (other sample ids, or another n in unpaired
 mode), ``missing`` (in the baseline, not in the results), ``no-valid-samples``. Such cells are never
 compared silently. ``new`` (only in the results) and ``improved`` pass.
+
+A baseline written with an older results schema is refused before anything is read or compared: its
+columns may mean something else, so neither a regression nor a pass would be honest. Rendering the
+report is rlbind_bench.gate.report's job.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +33,10 @@ import pandas as pd
 from rlbind_bench.errors import UserError
 from rlbind_bench.leaderboard.merge import eps_key, read_run_json
 from rlbind_bench.leaderboard.metrics import cell_label
+from rlbind_bench.results.schema import SCHEMA_VERSION
 from rlbind_bench.results.stats import mcnemar_exact, paired_bootstrap_diff, wilson_interval, z_for_alpha
-from rlbind_bench.results.store import read_table
+from rlbind_bench.results.store import read_table, table_schema_version
+from rlbind_bench.threats.base import config_hash
 
 MATCH_KEYS = ["modality", "dataset", "threat", "norm", "eps", "severity"]
 OK, IMPROVED, NEW = "ok", "improved", "new"
@@ -59,10 +62,6 @@ class Side:
         return protocol_hashes(self.run) if self.run else {}
 
 
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def protocol_hashes(run: dict) -> dict[tuple[str, str], str]:
     """(dataset, config_hash) -> hash of what the cell measures, without the model (whose fingerprint is
     inside config_hash: a new checkpoint must still compare against the baseline's cells)."""
@@ -77,7 +76,7 @@ def protocol_hashes(run: dict) -> dict[tuple[str, str], str]:
         ds = datasets.get(cell.get("dataset"), {})
         proto = {"cell": {**config, "threat": threat}, "dataset": {k: ds.get(k) for k in PROTOCOL_DATASET_FIELDS},
                  "seed": cfg.get("seed"), "logit_scale": cfg.get("logit_scale")}
-        out[(cell.get("dataset"), cell.get("config_hash"))] = _hash(proto)
+        out[(cell.get("dataset"), cell.get("config_hash"))] = config_hash(proto)
     return out
 
 
@@ -105,6 +104,22 @@ def _pick_model(frame: pd.DataFrame, model: str | None, role: str, path: Path) -
     return models[0]
 
 
+def _is_older_schema(version: str) -> bool:
+    """'' (written before tables carried a version) or a lower number than this rlbind-bench writes."""
+    return not version or (version.isdigit() and int(version) < int(SCHEMA_VERSION))
+
+
+def _read(file: Path, role: str, ref: Path) -> pd.DataFrame:
+    # Checked before read_table, which refuses any other version with a message about the file, not about
+    # what to do: a baseline from an older schema is stale, and only rerunning it makes it comparable.
+    if role == "baseline":
+        version = table_schema_version(file)
+        if _is_older_schema(version):
+            raise UserError(f"baseline {ref} is from results schema {version or '(none)'}; this rlbind-bench "
+                            f"writes schema {SCHEMA_VERSION}: rerun the baseline")
+    return read_table(file)
+
+
 def load_side(path: Path, role: str, model: str | None = None) -> Side:
     """A results folder (summary.parquet and/or samples.parquet, run.json when present) or one Parquet file
     (a summary, a samples table or a leaderboard.parquet)."""
@@ -112,15 +127,15 @@ def load_side(path: Path, role: str, model: str | None = None) -> Side:
     summary = samples = run = None
     if path.is_dir():
         if (path / "summary.parquet").is_file():
-            summary = read_table(path / "summary.parquet")
+            summary = _read(path / "summary.parquet", role, path)
         if (path / "samples.parquet").is_file():
-            samples = read_table(path / "samples.parquet")
+            samples = _read(path / "samples.parquet", role, path)
         if summary is None and samples is None:
             raise UserError(f"{role} {path}: neither summary.parquet nor samples.parquet in this folder")
         if (path / "run.json").is_file():
             run = read_run_json(path / "run.json")
     elif path.is_file():
-        table = read_table(path)
+        table = _read(path, role, path)
         if "sample_id" in table.columns:
             samples = table
         elif "accuracy" in table.columns:
@@ -308,89 +323,3 @@ def compare(results: Side, baseline: Side, tolerance_pts: float = 1.0, alpha: fl
         if str(r_row.get("checks_failed", "") or ""):
             cell.note = "; ".join(x for x in (cell.note, f"sanity checks failed: {r_row.checks_failed}") if x)
     return report
-
-
-# ---------------------------------------------------------------------------------------------- rendering
-def _pct(x: float) -> str:
-    return "—" if x is None or math.isnan(x) else f"{x * 100:.1f}"
-
-
-def _row(c: CellCheck) -> list[str]:
-    delta = "—" if math.isnan(c.delta_pts) else f"{c.delta_pts:+.1f}"
-    ci = "" if c.ci_pts is None else f"[{c.ci_pts[0]:+.1f}, {c.ci_pts[1]:+.1f}]"
-    p = "" if c.p_value is None else f"{c.p_value:.3g}"
-    n = "" if c.n_results is None else str(c.n_results)
-    return [c.status, c.modality, c.dataset, c.label, _pct(c.baseline_acc), _pct(c.results_acc), delta, ci, p, n,
-            c.mode, c.note]
-
-
-COLUMNS = ["status", "modality", "dataset", "cell", "baseline %", "results %", "Δ pts", "Δ 95% CI", "p", "n",
-           "mode", "note"]
-
-
-def headline(report: Report) -> str:
-    verdict = "FAIL" if report.failures else "PASS"
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(report.counts().items()))
-    return (f"{verdict}: {len(report.cells)} cell(s) ({counts}); tolerance {report.tolerance_pts:g} pts, "
-            f"alpha {report.alpha:g}; results model {report.results.model}, baseline model {report.baseline.model}")
-
-
-def rich_table(report: Report):
-    from rich.markup import escape
-    from rich.table import Table
-
-    colours = {REGRESSED: "red", CONFIG_CHANGED: "magenta", SAMPLES_DIFFER: "magenta", MISSING: "magenta",
-               NO_VALID: "magenta", IMPROVED: "green", NEW: "cyan", OK: "default"}
-    table = Table(title="rlbind-bench check (accuracy %, results vs baseline)")
-    for col in COLUMNS:
-        table.add_column(col, justify="right" if col in ("baseline %", "results %", "Δ pts", "p", "n") else "left")
-    for c in report.cells:
-        cells = [escape(x) for x in _row(c)]
-        cells[0] = f"[{colours.get(c.status, 'default')}]{cells[0]}[/]"
-        table.add_row(*cells)
-    return table
-
-
-def markdown(report: Report) -> str:
-    from rlbind_bench.leaderboard.render import md_escape
-
-    lines = [f"## rlbind-bench check: {'❌' if report.failures else '✅'} {md_escape(headline(report))}", ""]
-    lines += [f"- results: {md_escape(report.results.path)}", f"- baseline: {md_escape(report.baseline.path)}"]
-    lines += [f"- note: {md_escape(n)}" for n in report.notes]
-    lines += ["", "| " + " | ".join(md_escape(c) for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    order = sorted(report.cells, key=lambda c: (not c.failed, c.name))  # failures first
-    # Columns 4-9 are formatted numbers; the others may carry results' strings (dataset, threat, notes).
-    lines += ["| " + " | ".join(x if 4 <= i <= 9 else md_escape(x) for i, x in enumerate(_row(c))) + " |"
-              for c in order]
-    return "\n".join(lines) + "\n"
-
-
-def _xml_text(text) -> str:
-    """Strip characters XML 1.0 cannot hold (control characters from untrusted names)."""
-    return "".join(ch for ch in str(text) if ch in "\t\n\r" or ord(ch) >= 0x20)
-
-
-def junit_xml(report: Report) -> bytes:
-    suites = ET.Element("testsuites", name="rlbind-bench check")
-    suite = ET.SubElement(suites, "testsuite", name="rlbind-bench check", tests=str(len(report.cells)),
-                          failures=str(len(report.failures)), errors="0",
-                          skipped=str(sum(c.status == NEW for c in report.cells)))
-    props = ET.SubElement(suite, "properties")
-    for name, value in (("results", report.results.path), ("baseline", report.baseline.path),
-                        ("tolerance_pts", report.tolerance_pts), ("alpha", report.alpha),
-                        ("results_model", report.results.model), ("baseline_model", report.baseline.model),
-                        *(("note", n) for n in report.notes)):
-        ET.SubElement(props, "property", name=name, value=_xml_text(value))
-    for c in report.cells:
-        case = ET.SubElement(suite, "testcase", classname=_xml_text(f"rlbind-bench.{c.modality}.{c.dataset}"),
-                             name=_xml_text(c.label))
-        detail = _xml_text("; ".join(f"{k}: {v}" for k, v in zip(COLUMNS, _row(c), strict=True) if v))
-        if c.failed:
-            failure = ET.SubElement(case, "failure", type=c.status, message=_xml_text(f"{c.status}: {c.name}"))
-            failure.text = detail
-        elif c.status == NEW:
-            ET.SubElement(case, "skipped", message="no baseline for this cell")
-        else:
-            ET.SubElement(case, "system-out").text = detail
-    ET.indent(suites)
-    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)

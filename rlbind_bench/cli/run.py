@@ -1,0 +1,127 @@
+"""`rlbind-bench run`: evaluate one model (or every registered model a glob matches) and print its summary."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from pathlib import Path
+
+from rlbind_bench.cli.console import EXIT_OK, console, csv, eps_list, key_value
+from rlbind_bench.config import RunConfig
+from rlbind_bench.constants import LOGIT_SCALE
+from rlbind_bench.errors import UserError
+from rlbind_bench.files import slugify
+from rlbind_bench.paths import default_data_root
+
+DEMO_DATASETS = ["demo-digits-image", "demo-digits-audio", "demo-digits-thermal-sim", "demo-digits-video"]
+
+
+def add_run(sub) -> None:
+    p = sub.add_parser("run", help="evaluate a model: clean accuracy, attacks, corruptions -> Parquet")
+    p.add_argument("--model", default=None, help="registered name, checkpoint folder, hub id or MODALITY=PATH,...")
+    p.add_argument("--suite", default=None, help="clean | quick | full (default: quick with no --model, else clean)")
+    p.add_argument("--threats", type=csv, default=None, help="comma-separated threat names (clean is always run)")
+    p.add_argument("--eps", type=eps_list, default=None, help="override eps grid, e.g. 1/255,4/255")
+    p.add_argument("--steps", type=int, default=None, help="override attack steps")
+    p.add_argument("--modalities", type=csv, default=None)
+    p.add_argument("--datasets", type=csv, default=None, help="names from datasets.yaml")
+    p.add_argument("--datasets-file", type=Path, default=None)
+    p.add_argument("--dataset-dir", type=key_value, action="append", default=[], metavar="MODALITY=PATH",
+                   help="a folder per class; class names = sorted sub-folders (repeatable)")
+    p.add_argument("--templates", action="append", default=None, help="zero-shot template with {} (repeatable)")
+    p.add_argument("--data-root", type=Path, default=None)
+    p.add_argument("--split", default=None, help="evaluate this split of named datasets (e.g. val)")
+    p.add_argument("--n-samples", type=int, default=None)
+    p.add_argument("--batch-size", default="auto",
+                   help="samples per batch, or auto (default): 32 on CPU, the largest power of two that fits "
+                        "70%% of a GPU's free memory (rows do not depend on it, AutoAttack aside)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--logit-scale", type=float, default=LOGIT_SCALE)
+    p.add_argument("--out", type=Path, default=None, help="results folder (default: runs/<model>-<suite>)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU algorithms (slower); CPU runs are deterministic anyway")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader worker processes that decode (and corrupt) ahead of the model; speed only "
+                        "(default: 0 on CPU, min(8, cores - 1) on a GPU)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: the encoder under torch.autocast, logits in float32; changes the numbers, so it "
+                        "enters run_id and config_hash")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the zero-shot classifier; recorded in run_id and config_hash")
+    p.add_argument("--no-corruption-cache", action="store_true",
+                   help="make corruptions in the main process and keep none on disk (default: made in the "
+                        "workers, kept under $RLBIND_CACHE_DIR or the user cache dir, in corruptions/)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+
+def _default_model() -> str:
+    from rlbind_bench.encoders.registry import MODELS
+
+    if "demo/rlbind" in MODELS:
+        return "demo/rlbind"
+    raise UserError("--model is required (the demo zoo is not installed)")
+
+
+def cmd_run(args) -> int:
+    from rlbind_bench.encoders.registry import MODELS
+    from rlbind_bench.runner import RunRequest, run_evaluation
+
+    model = args.model or _default_model()
+    suite = args.suite or ("quick" if args.model is None else "clean")
+    models = [model]
+    if any(ch in model for ch in "*?["):
+        models = [m for m in MODELS if fnmatch.fnmatch(m, model) and m != "demo/init"]
+        if not models:
+            raise UserError(f"--model {model!r} matches no registered model (rlbind-bench list models)")
+    dirs = dict(args.dataset_dir)
+    if len(dirs) != len(args.dataset_dir):
+        raise UserError("--dataset-dir: each modality may be given once")
+    for modality, path in dirs.items():
+        if not Path(path).expanduser().is_dir():
+            raise UserError(f"--dataset-dir {modality}={path}: folder does not exist")
+    base_out = args.out or Path("runs") / f"{slugify(model, fallback='model')}-{suite}"
+    for name in models:
+        datasets = args.datasets
+        if datasets is None and not dirs and name.startswith("demo/"):
+            datasets = list(DEMO_DATASETS)
+            _require_demo_data(args.data_root)
+        cfg = RunConfig(model=name, suite=suite, modalities=args.modalities, datasets=datasets,
+                        n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, seed=args.seed,
+                        logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
+                        steps=args.steps, deterministic=args.deterministic, split=args.split,
+                        workers=args.workers, precision=args.precision, compile=args.compile)
+        out = base_out / slugify(name, fallback="model") if len(models) > 1 else base_out
+        outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
+                                            datasets_file=args.datasets_file, dataset_dirs=dirs,
+                                            progress=not args.no_progress,
+                                            corruption_cache=not args.no_corruption_cache))
+        render_summary(outcome.summary, title=name)
+        skipped = sum(len(v) for v in outcome.run["skipped_files"].values())
+        if skipped:
+            console().print(f"[yellow]{skipped} unreadable file(s) skipped; listed in {out / 'run.json'}[/]")
+        console().print(f"results: {out / 'samples.parquet'}, {out / 'summary.parquet'}, {out / 'run.json'}")
+    return EXIT_OK
+
+
+def _require_demo_data(data_root: Path | None) -> None:
+    root = data_root or default_data_root()
+    if not all((root / name).is_dir() for name in DEMO_DATASETS):
+        raise UserError(f"the demo data is not under {root}: run `rlbind-bench data prepare demo` first")
+
+
+def render_summary(summary, title: str = "") -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{escape(title)} accuracy (95% Wilson CI)" if title else "accuracy (95% Wilson CI)")
+    for col in ("modality", "dataset", "threat", "eps/sev", "n", "accuracy", "95% CI", "checks"):
+        table.add_column(col, justify="right" if col in ("n", "accuracy") else "left")
+    for r in summary.itertuples():
+        level = f"{r.eps * 255:.3g}/255" if r.norm == "Linf" else (f"{r.eps:.3g}" if not math.isnan(r.eps) else "")
+        if r.severity:
+            level = f"sev {r.severity}"
+        table.add_row(escape(r.modality), escape(r.dataset), escape(f"{r.threat} {r.norm}".strip()), level, str(r.n),
+                      f"{r.accuracy:.3f}", f"[{r.ci_low:.3f}, {r.ci_high:.3f}]", escape(r.checks_failed or "ok"))
+    console().print(table)

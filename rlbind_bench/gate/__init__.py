@@ -1,0 +1,1 @@
+"""The regression gate behind `rlbind-bench check`: compare (cell matching, tests), report (table, Markdown, JUnit)."""
