@@ -56,10 +56,8 @@ def add_run(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def _default_model() -> str:
-    from rlbind_bench.encoders.registry import MODELS
-
-    if "demo/rlbind" in MODELS:
+def _default_model(models) -> str:
+    if "demo/rlbind" in models:
         return "demo/rlbind"
     raise UserError("--model is required (the demo zoo is not installed)")
 
@@ -68,7 +66,7 @@ def cmd_run(args) -> int:
     from rlbind_bench.encoders.registry import MODELS
     from rlbind_bench.runner import RunRequest, run_evaluation
 
-    model = args.model or _default_model()
+    model = args.model or _default_model(MODELS)
     suite = args.suite or ("quick" if args.model is None else "clean")
     models = [model]
     if any(ch in model for ch in "*?["):
