@@ -12,7 +12,6 @@ import functools
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,12 +21,12 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from rlbind_bench import __version__
 from rlbind_bench.batching import available_host_bytes, parse_batch_size, resolve_batch_size
 from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_datasets
 from rlbind_bench.data.readers import DatasetIndex, InputSpaceDataset, index_dataset
 from rlbind_bench.encoders.base import BoundEncoder
 from rlbind_bench.errors import ConfigError, UserError
+from rlbind_bench.hashing import config_hash
 from rlbind_bench.paths import default_data_root, user_cache_dir
 from rlbind_bench.results.provenance import device_name, iso_time, provenance
 from rlbind_bench.results.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA, SUMMARY_COLUMNS, SUMMARY_SCHEMA
@@ -39,7 +38,7 @@ from rlbind_bench.results.store import (
     write_table_atomic,
 )
 from rlbind_bench.suites import get_suite
-from rlbind_bench.threats.base import Attack, AttackContext, Cell, ThreatSpec, config_hash
+from rlbind_bench.threats.base import Attack, AttackContext, Cell, ThreatSpec
 from rlbind_bench.threats.checks import ADVERSARIAL, CHECKS, apply_checks, probe_batch
 from rlbind_bench.threats.corruptions.cache import (
     CACHED_MODALITIES,

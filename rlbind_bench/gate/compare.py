@@ -31,12 +31,12 @@ import numpy as np
 import pandas as pd
 
 from rlbind_bench.errors import UserError
+from rlbind_bench.hashing import config_hash
 from rlbind_bench.leaderboard.merge import eps_key, read_run_json
 from rlbind_bench.leaderboard.metrics import cell_label
 from rlbind_bench.results.schema import SCHEMA_VERSION
 from rlbind_bench.results.stats import mcnemar_exact, paired_bootstrap_diff, wilson_interval, z_for_alpha
 from rlbind_bench.results.store import read_table, table_schema_version
-from rlbind_bench.threats.base import config_hash
 
 MATCH_KEYS = ["modality", "dataset", "threat", "norm", "eps", "severity"]
 OK, IMPROVED, NEW = "ok", "improved", "new"

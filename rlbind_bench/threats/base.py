@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -58,10 +56,6 @@ class ThreatSpec:
         d = asdict(self)
         d["eps"] = list(self.eps)
         return d
-
-
-def config_hash(obj: dict) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
