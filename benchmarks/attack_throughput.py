@@ -63,7 +63,8 @@ def main() -> int:
     from rlbind_bench.encoders.checkpoint_factory import build_languagebind_checkpoint
     from rlbind_bench.encoders.registry import load_encoder
     from rlbind_bench.modalities import get_handler
-    from rlbind_bench.threats.base import AttackContext, ThreatSpec
+    from rlbind_bench.threats.base import AttackContext
+from rlbind_bench.threats.spec import AutoAttackSpec, PGDSpec
     from rlbind_bench.threats.pgd import PGD
     from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
@@ -114,9 +115,9 @@ def main() -> int:
                 loss = torch.nn.functional.cross_entropy(clf(xg), y, reduction="sum")
                 torch.autograd.grad(loss, xg)
 
-    spec = ThreatSpec(name="linf-pgd", attack="pgd", norm="Linf", eps=(eps,), steps=steps, step_size=alpha)
+    spec = PGDSpec(name="linf-pgd", attack="pgd", norm="Linf", eps=(eps,), steps=steps, step_size=alpha)
     attack = PGD(spec)
-    cell = attack.cells()[0]
+    cell = attack.cells("image")[0]
 
     def project():
         correct = 0
@@ -159,7 +160,7 @@ def main() -> int:
         from rlbind_bench.threats.autoattack import AutoAttackThreat
 
         _compat.apply("autoattack_module")
-        aa_spec = ThreatSpec(name="aa", attack="autoattack", norm="Linf", eps=(eps,), version="standard", seed=0)
+        aa_spec = AutoAttackSpec(name="aa", attack="autoattack", norm="Linf", eps=(eps,), version="standard", seed=0)
         aa = AutoAttackThreat(aa_spec)
 
         def aa_project():
@@ -167,7 +168,7 @@ def main() -> int:
             for x, y, bid in batches:
                 with torch.no_grad():
                     logits = clf(x)
-                res = aa.run(clf, x, y, aa.cells()[0], AttackContext("image", 0, bid, logits, 0.0, 1.0,
+                res = aa.run(clf, x, y, aa.cells("image")[0], AttackContext("image", 0, bid, logits, 0.0, 1.0,
                                                                      len(classes), torch.device("cpu")))
                 correct += int((res.pred == y).sum())
             return correct / len(x_all)

@@ -11,8 +11,8 @@ at what the host can hold in flight (the loader's prefetched batches). A flat pr
 falls back to the larger probe's whole peak per sample; an OOM in the second probe keeps the first. The
 runner's OOM back-off still guards the prediction, and remembers the size that fitted.
 
-AutoAttack's rows depend on its batch, so a plan with AutoAttack keeps the fixed CPU_BATCH under auto: its
-rows must not depend on how much memory a machine has free.
+A batch-dependent attack's rows (AutoAttack's) depend on its batch, so a plan with one keeps the fixed CPU_BATCH
+under auto: its rows must not depend on how much memory a machine has free.
 """
 
 from __future__ import annotations
@@ -119,15 +119,42 @@ def auto_batch_size(classifier: torch.nn.Module, example: torch.Tensor, device: 
 
 
 def resolve_batch_size(requested: int | str, classifier: torch.nn.Module, example: Callable[[], torch.Tensor | None],
-                       device: torch.device, *, needs_grad: bool, n_samples: int, autoattack: bool = False,
+                       device: torch.device, *, needs_grad: bool, n_samples: int, batch_dependent: bool = False,
                        in_flight_batches: int = 2) -> int:
     """``requested`` as an int; for auto, ``example()`` (one decoded input) is called only on a GPU."""
     if requested != AUTO:
         return int(requested)
-    if device.type != "cuda" or autoattack:
+    if device.type != "cuda" or batch_dependent:
         return max(1, min(CPU_BATCH, n_samples))
     x = example()
     if x is None:
         return max(1, min(CPU_BATCH, n_samples))
     return auto_batch_size(classifier, x, device, needs_grad=needs_grad, n_samples=n_samples,
                            in_flight_batches=in_flight_batches)
+
+
+PREFETCH_FACTOR = 2
+IN_MEMORY_PREFETCH_BYTES = 4 << 30
+
+
+def in_memory_prefetch_fits(example: torch.Tensor | None, n_variants: int, batch_size: int, workers: int) -> bool:
+    """Whether the corrupted inputs of the batches in flight (workers x prefetch factor) fit the budget:
+    min(4 GiB, a quarter of the memory available now)."""
+    if example is None:
+        return False
+    available = available_host_bytes()
+    budget = IN_MEMORY_PREFETCH_BYTES if available is None else min(IN_MEMORY_PREFETCH_BYTES, available // 4)
+    in_flight = workers * PREFETCH_FACTOR * batch_size * n_variants * example.numel() * example.element_size()
+    return in_flight <= budget
+
+
+def resolve_workers(requested: int | None, device: torch.device) -> int:
+    """DataLoader worker processes: the requested number, or 0 on CPU and min(8, cores - 1) on a GPU."""
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 0:
+            raise ConfigError(f"--workers must be a non-negative integer, got {requested!r}")
+        return requested
+    if device.type == "cpu":
+        # The model's forward already uses every core: decoding in other processes would only take turns with it.
+        return 0
+    return max(0, min(8, (os.cpu_count() or 1) - 1))

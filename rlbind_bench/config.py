@@ -7,15 +7,21 @@ suites live in rlbind_bench/suites.py.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from rlbind_bench.errors import ConfigError
+from rlbind_bench.constants import LOGIT_SCALE, MODALITIES
+from rlbind_bench.errors import ConfigError, UserError
+from rlbind_bench.paths import default_data_root
+
+if TYPE_CHECKING:
+    from rlbind_bench.encoders.base import BoundEncoder
 
 LAYOUTS = ("folder", "esc50")
 
@@ -80,8 +86,6 @@ class DatasetSpec:
     simulated: bool = False
 
     def __post_init__(self):
-        from rlbind_bench.modalities import MODALITIES
-
         if self.modality not in MODALITIES:
             raise ValueError(f"unknown modality {self.modality!r} (known: {', '.join(MODALITIES)})")
         if self.layout not in LAYOUTS:
@@ -157,7 +161,7 @@ class RunConfig:
     batch_size: int | str = "auto"  # or "auto": CPU_BATCH on CPU, probed to fill a GPU (rlbind_bench/batching.py)
     device: str = "cpu"
     seed: int = 0
-    logit_scale: float = 100.0
+    logit_scale: float = LOGIT_SCALE
     templates: list[str] | None = None
     threats: list[str] | None = None
     eps: list[float] | None = None
@@ -167,4 +171,48 @@ class RunConfig:
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, else min(8, cores - 1)
     precision: str = "fp32"  # fp32 | bf16 (autocast around the encoder; logits stay float32)
     compile: bool = False  # torch.compile the zero-shot classifier
-    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunRequest:
+    config: RunConfig
+    out: Path
+    data_root: Path | None = None
+    datasets_file: Path | None = None
+    dataset_dirs: dict[str, str] = field(default_factory=dict)
+    progress: bool = True
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+    encoder: BoundEncoder | None = None  # pre-built (tests, the trainer); else built from config.model
+    corruption_cache: bool = True  # corrupted inputs made in the loader's workers, kept under the user cache
+
+
+def resolve_datasets(req: RunRequest, encoder: BoundEncoder) -> list[DatasetSpec]:
+    cfg = req.config
+    wanted_modalities = cfg.modalities or list(encoder.modalities)
+    for m in wanted_modalities:
+        encoder.require(m)
+    if req.dataset_dirs:
+        specs = [adhoc_dataset(m, p, cfg.templates) for m, p in req.dataset_dirs.items()]
+    else:
+        catalogue = load_datasets(req.datasets_file)
+        if cfg.datasets:
+            unknown = [d for d in cfg.datasets if d not in catalogue]
+            if unknown:
+                raise UserError(f"unknown dataset {unknown[0]!r} (known: {', '.join(sorted(catalogue)) or 'none'})")
+            specs = [catalogue[d] for d in cfg.datasets]
+        else:
+            root = req.data_root or default_data_root()
+            specs = [s for s in catalogue.values() if s.root(root).is_dir()]
+            if not specs:
+                raise UserError(f"no dataset found under data root {root}: give --datasets NAME, "
+                                "--dataset-dir MODALITY=PATH or --data-root")
+        if cfg.templates:
+            specs = [dataclasses.replace(s, templates=list(cfg.templates)) for s in specs]
+        if cfg.split:
+            specs = [dataclasses.replace(s, split=cfg.split) for s in specs]
+    specs = [s for s in specs if s.modality in wanted_modalities]
+    for s in specs:
+        encoder.require(s.modality)
+    if not specs:
+        raise UserError(f"no dataset left for modalities {', '.join(wanted_modalities)}")
+    return specs

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
-from rlbind_bench.errors import UserError
+from rlbind_bench.config import RunConfig
+from rlbind_bench.errors import ConfigError, UserError
+from rlbind_bench.threats.registry import attack_class, load_threats, validate_eps
+from rlbind_bench.threats.spec import ThreatSpec
 
 
 @dataclass(frozen=True)
 class ThreatUse:
     threat: str
-    overrides: dict = field(default_factory=dict)  # ThreatSpec fields replaced for this suite
+    overrides: dict = field(default_factory=dict)  # fields of the threat's spec replaced for this suite
 
 
 @dataclass(frozen=True)
@@ -21,9 +25,14 @@ class SuiteSpec:
     n_samples: int | None = None  # None: every sample
 
 
+_QUICK_IMAGE = ("gaussian_noise", "defocus_blur", "jpeg_compression")
+# The quick suite's short corruption list per modality (CorruptionSpec.subset).
 QUICK_CORRUPTIONS = {
-    "image": ("gaussian_noise", "defocus_blur", "jpeg_compression"),
+    "image": _QUICK_IMAGE,
+    "thermal": _QUICK_IMAGE,
+    "depth": _QUICK_IMAGE,
     "audio": ("white_noise", "clipping", "telephone"),
+    "video": ("frame_gaussian_noise", "frame_drop", "blockiness"),
 }
 
 SUITES: dict[str, SuiteSpec] = {
@@ -38,7 +47,7 @@ SUITES: dict[str, SuiteSpec] = {
                 ThreatUse("clean"),
                 ThreatUse("linf-pgd", {"eps": (1 / 255, 4 / 255), "steps": 10}),
                 ThreatUse("l2-pgd", {"eps": (0.5,), "steps": 10}),
-                ThreatUse("corruptions", {"quick": True, "severities": (3,)}),
+                ThreatUse("corruptions", {"subset": QUICK_CORRUPTIONS, "severities": (3,)}),
             ),
             n_samples=64,
         ),
@@ -62,3 +71,40 @@ def get_suite(name: str) -> SuiteSpec:
     if name not in SUITES:
         raise UserError(f"unknown suite {name!r} (known: {', '.join(SUITES)})")
     return SUITES[name]
+
+
+def resolve_threats(cfg: RunConfig) -> list[ThreatSpec]:
+    """Suite threats (+ --threats), with the suite's and then the command line's overrides applied.
+
+    A suite override names fields of the threat's typed spec; one the spec does not have is a bug in the suite
+    (refused). --eps and --steps apply to adversarial threats only."""
+    suite = get_suite(cfg.suite)
+    available = load_threats()
+    uses = list(suite.threats)
+    if cfg.threats:
+        named = {u.threat for u in uses}
+        for t in cfg.threats:
+            if t not in available:
+                raise UserError(f"unknown threat {t!r} (known: {', '.join(sorted(available))})")
+            if t not in named:
+                uses.append(ThreatUse(t))
+        uses = [u for u in uses if u.threat == "clean" or u.threat in cfg.threats]
+    specs = []
+    for use in uses:
+        if use.threat not in available:
+            raise UserError(f"suite {suite.name} names threat {use.threat!r}, which attacks/ does not define")
+        spec = available[use.threat]
+        fields = {f.name for f in dataclasses.fields(spec)}
+        unknown = sorted(set(use.overrides) - fields)
+        if unknown:
+            raise ConfigError(f"suite {suite.name}: threat {spec.name} has no setting {unknown[0]!r}")
+        overrides = dict(use.overrides)
+        if attack_class(spec.attack).adversarial:
+            if cfg.eps is not None:
+                overrides["eps"] = tuple(cfg.eps)
+            if cfg.steps is not None:
+                overrides["steps"] = cfg.steps
+        spec = dataclasses.replace(spec, **overrides)
+        validate_eps(getattr(spec, "eps", ()), getattr(spec, "norm", ""), f"threat {spec.name}")
+        specs.append(spec)
+    return specs

@@ -9,7 +9,8 @@ from rlbind_bench import _compat
 from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.modalities import get_handler
 from rlbind_bench.threats.autoattack import UnitBoxView, make_autoattack
-from rlbind_bench.threats.base import AttackContext, ThreatSpec
+from rlbind_bench.threats.base import AttackContext
+from rlbind_bench.threats.spec import AutoAttackSpec, PGDSpec
 from rlbind_bench.threats.pgd import PGD, pgd
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
@@ -41,9 +42,9 @@ def _ctx(ids, logits, low=0.0, high=1.0):
 @pytest.mark.parametrize("norm,eps", [("Linf", 2 / 255), ("L2", 2.0)])
 def test_pgd_stays_in_ball_and_box_and_never_helps(image_setup, norm, eps):
     clf, x, y, ids, logits = image_setup
-    spec = ThreatSpec(name="t", attack="pgd", norm=norm, eps=(eps,), steps=5)
+    spec = PGDSpec(name="t", attack="pgd", norm=norm, eps=(eps,), steps=5)
     attack = PGD(spec)
-    cell = attack.cells()[0]
+    cell = attack.cells("image")[0]
     res = attack.run(clf, x, y, cell, _ctx(ids, logits))
     assert (res.perturbation_norm <= eps * (1 + 1e-5) + 1e-7).all()
     adv, _ = pgd(clf, x, y, eps=eps, norm=norm, steps=5, step_size=eps / 2, low=0, high=1, ids=ids, seed=0, salt="s")
@@ -134,10 +135,10 @@ def test_autoattack_equals_reference(image_setup, iterations):
     from rlbind_bench.threats.autoattack import AutoAttackThreat
 
     _compat.apply("autoattack_module")
-    spec = ThreatSpec(name="aa", attack="autoattack", norm="Linf", eps=(2 / 255,), version="custom",
+    spec = AutoAttackSpec(name="aa", attack="autoattack", norm="Linf", eps=(2 / 255,), version="custom",
                       attacks_to_run=("apgd-ce", "apgd-t"), seed=3, steps=iterations)
     threat = AutoAttackThreat(spec)
-    res = threat.run(clf, x, y, threat.cells()[0], _ctx(ids, logits))
+    res = threat.run(clf, x, y, threat.cells("image")[0], _ctx(ids, logits))
     view = UnitBoxView(clf, tuple(x.shape[1:]), 0.0, 1.0)
     aa = make_autoattack(view, eps=2 / 255, norm="Linf", version="custom", attacks_to_run=("apgd-ce", "apgd-t"),
                          n_classes=4, n_target_classes=9, seed=3, device="cpu", iterations=iterations)
@@ -171,11 +172,11 @@ def test_pgd_and_autoattack_on_other_shapes(checkpoints, modality):
     ids = ["a", "b", "c"]
     ctx = AttackContext(modality, 0, ids, logits, space.low, space.high, 3, torch.device("cpu"))
     eps = 0.01
-    pgd_threat = PGD(ThreatSpec(name="p", attack="pgd", norm="Linf", eps=(eps,), steps=2))
-    res = pgd_threat.run(clf, x, y, pgd_threat.cells()[0], ctx)
+    pgd_threat = PGD(PGDSpec(name="p", attack="pgd", norm="Linf", eps=(eps,), steps=2))
+    res = pgd_threat.run(clf, x, y, pgd_threat.cells("image")[0], ctx)
     assert (res.perturbation_norm <= eps + 1e-6).all()
-    spec = ThreatSpec(name="aa", attack="autoattack", norm="Linf", eps=(eps,), version="custom",
+    spec = AutoAttackSpec(name="aa", attack="autoattack", norm="Linf", eps=(eps,), version="custom",
                       attacks_to_run=("apgd-ce",), steps=5)
     aa = AutoAttackThreat(spec)
-    out = aa.run(clf, x, y, aa.cells()[0], ctx)
+    out = aa.run(clf, x, y, aa.cells("image")[0], ctx)
     assert (out.perturbation_norm <= eps + 1e-5).all()

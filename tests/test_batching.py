@@ -89,7 +89,7 @@ def test_resolve_auto_on_cpu_and_with_autoattack():
     assert resolve_batch_size(7, model, never, cpu, needs_grad=True, n_samples=500) == 7
     # AutoAttack's rows depend on its batch: auto never makes them depend on the free memory of a GPU.
     assert resolve_batch_size("auto", model, never, torch.device("cuda"), needs_grad=True, n_samples=500,
-                              autoattack=True) == CPU_BATCH
+                              batch_dependent=True) == CPU_BATCH
 
 
 def test_oom_backoff_remembers_the_size_that_fits(monkeypatch):
@@ -97,19 +97,18 @@ def test_oom_backoff_remembers_the_size_that_fits(monkeypatch):
 
     tried = []
 
-    def fake_batch(x, idx, refs, *args):
+    def fake_batch(grid, x, idx, refs):
         tried.append(len(idx))
         if len(idx) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         return [(i,) for i in idx]
 
-    monkeypatch.setattr(runner, "_evaluate_batch", fake_batch)
-    fits = [8]
-    args = (None,) * 10
-    first = runner._evaluate_with_backoff(torch.zeros(8, 1), list(range(8)), [{}] * 8, *args, fits=fits)
-    assert [r[0] for r in first] == list(range(8)) and fits == [2]
+    monkeypatch.setattr(runner, "evaluate_batch", fake_batch)
+    grid = runner.DatasetGrid(*(None,) * 10, fits=[8])
+    first = runner._evaluate_with_backoff(grid, torch.zeros(8, 1), list(range(8)), [{}] * 8)
+    assert [r[0] for r in first] == list(range(8)) and grid.fits == [2]
     assert tried == [8, 4, 2, 2, 2, 2]  # the second half (4) is split at once: 2 is known to fit
     tried.clear()
-    second = runner._evaluate_with_backoff(torch.zeros(8, 1), list(range(8, 16)), [{}] * 8, *args, fits=fits)
+    second = runner._evaluate_with_backoff(grid, torch.zeros(8, 1), list(range(8, 16)), [{}] * 8)
     assert [r[0] for r in second] == list(range(8, 16))
     assert tried == [2, 2, 2, 2]  # no out-of-memory retry: later batches start at the size that fitted

@@ -111,7 +111,7 @@ def runs(photo_dir, tmp_path_factory) -> dict[str, Path]:
 
 def _copy_with(src: Path, dst: Path, samples_fn=None, run_fn=None, model: str | None = None) -> Path:
     """A results folder edited as a later run could have produced it (summary recomputed from samples)."""
-    from rlbind_bench.runner import summarise
+    from rlbind_bench.results.summary import summarise
 
     shutil.copytree(src, dst)
     samples = read_table(dst / "samples.parquet")

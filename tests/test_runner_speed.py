@@ -56,7 +56,7 @@ def test_workers_default_and_validation():
     import torch
 
     from rlbind_bench.errors import ConfigError
-    from rlbind_bench.runner import resolve_workers
+    from rlbind_bench.batching import resolve_workers
 
     assert resolve_workers(None, torch.device("cpu")) == 0
     assert 0 <= resolve_workers(None, torch.device("cuda")) <= 8
@@ -94,7 +94,8 @@ def test_bf16_classifier_keeps_float32_logits_and_gradients(checkpoints, photo_d
 
     from rlbind_bench.encoders.registry import load_encoder
     from rlbind_bench.modalities import get_handler
-    from rlbind_bench.threats.base import AttackContext, Cell, ThreatSpec
+    from rlbind_bench.threats.base import AttackContext, Cell
+    from rlbind_bench.threats.spec import PGDSpec
     from rlbind_bench.threats.pgd import PGD
     from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
@@ -110,7 +111,7 @@ def test_bf16_classifier_keeps_float32_logits_and_gradients(checkpoints, photo_d
     assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
     y = logits.argmax(1)
     ids = [f.name for f in files]
-    res = PGD(ThreatSpec("t", "pgd", norm="Linf", eps=(4 / 255,), steps=2)).run(
+    res = PGD(PGDSpec("t", "pgd", norm="Linf", eps=(4 / 255,), steps=2)).run(
         clf, x, y, Cell("t", "Linf", 4 / 255), AttackContext("image", 0, ids, logits, 0.0, 1.0, 4, torch.device("cpu")))
     assert res.valid.all() and (res.perturbation_norm <= 4 / 255 + 1e-6).all() and (res.perturbation_norm > 0).any()
 

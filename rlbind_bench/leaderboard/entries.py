@@ -46,7 +46,7 @@ def _cell(r) -> dict:
             "flags": _split(r.flags)}
 
 
-def _robustbench(model: str, rows: pd.DataFrame, aggs: dict, attack_of: dict[str, str]) -> list[dict]:
+def _robustbench(model: str, rows: pd.DataFrame, aggs: dict) -> list[dict]:
     """RobustBench model-info shape (robustbench.utils.ModelInfo), numbers as fractions, one per threat eps.
 
     Adversarial: robust_acc is the threat's accuracy; autoattack_acc (RobustBench's field) only when the
@@ -59,10 +59,10 @@ def _robustbench(model: str, rows: pd.DataFrame, aggs: dict, attack_of: dict[str
         agg = aggs[(modality, dataset)]
         clean = json_number(agg.clean_acc)
         out.extend({**base, "dataset": dataset, "modality": modality, "threat": r.threat, "threat_model": r.norm,
-                    "attack": attack_of.get(r.threat), "eps": json_number(r.eps),
+                    "attack": r.attack or None, "eps": json_number(r.eps),
                     "eps_label": level_label(r.norm, r.eps, 0), "clean_acc": clean,
                     "robust_acc": json_number(r.accuracy),
-                    **({"autoattack_acc": json_number(r.accuracy)} if attack_of.get(r.threat) == "autoattack"
+                    **({"autoattack_acc": json_number(r.accuracy)} if r.attack == "autoattack"
                        else {})}
                    for r in grp[is_adversarial(grp)].itertuples())
         if not math.isnan(agg.mean_corruption_acc):
@@ -91,8 +91,6 @@ def _runs(merged: Merged, rows: pd.DataFrame) -> list[dict]:
 def build_entries(merged: Merged, reference: str | None = None) -> dict[str, dict]:
     """model -> a validated model JSON object."""
     all_aggs = aggregate(merged.table, reference)
-    attack_of = {t.get("name"): t.get("attack") for f in merged.folders for t in f.run.get("threats") or []
-                 if isinstance(t, dict)}
     slugs = model_slugs(merged.models)
     entries = {}
     for model in merged.models:
@@ -106,6 +104,6 @@ def build_entries(merged: Merged, reference: str | None = None) -> dict[str, dic
         entry = {"schema": MODEL_SCHEMA_ID, "schema_version": MODEL_SCHEMA_VERSION, "name": model,
                  "slug": slugs[model].removesuffix(".json"), "reference": reference,
                  "cells": [_cell(r) for r in ordered.itertuples()], "summaries": summaries,
-                 "robustbench": _robustbench(model, rows, aggs, attack_of), "runs": _runs(merged, rows)}
+                 "robustbench": _robustbench(model, rows, aggs), "runs": _runs(merged, rows)}
         entries[model] = validate_model_entry(entry)
     return entries

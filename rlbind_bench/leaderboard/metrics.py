@@ -13,17 +13,18 @@ from rlbind_bench.results.stats import accuracy_eps_auc, mean_corruption_accurac
 CLEAN = "clean"
 
 
+# The kind of a cell comes from the rows' attack-kind columns (the Attack class's data), never from its name.
 def is_clean(frame: pd.DataFrame) -> pd.Series:
-    return frame["threat"] == CLEAN
-
-
-def is_corruption(frame: pd.DataFrame) -> pd.Series:
-    return (frame["severity"] > 0) & ~is_clean(frame)
+    return frame["attack"] == CLEAN
 
 
 def is_adversarial(frame: pd.DataFrame) -> pd.Series:
-    """Threat cells with an eps (attacks); corruption cells carry a severity instead."""
-    return ~is_clean(frame) & ~is_corruption(frame) & frame["eps"].notna()
+    return frame["adversarial"].astype(bool)
+
+
+def is_corruption(frame: pd.DataFrame) -> pd.Series:
+    """Natural perturbations: neither clean nor adversarial (cells carry a severity, not an eps)."""
+    return ~is_clean(frame) & ~is_adversarial(frame)
 
 
 def level_label(norm: str, eps: float, severity: int) -> str:

@@ -1,10 +1,19 @@
-"""Parquet schemas of the result tables. Bump SCHEMA_VERSION on any change a reader must know about."""
+"""Parquet schemas of the result tables.
+
+Policy: bump SCHEMA_VERSION on any change a reader must know about, and on any change of what `config_hash`
+covers (a baseline's hashes would no longer match a new run's, so `check` must say "rerun the baseline"
+instead of reporting a regression or silently matching nothing). Files of older versions stay readable:
+`results.store.read_table` upgrades them (UPGRADES below) and `check` refuses them as baselines.
+
+History: 1, the first schema. 2, typed threat specs (the hashed threat settings changed) and the attack kind
+as columns (`attack`, `adversarial`).
+"""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 METADATA_KEY = b"rlbind_bench.schema_version"
 
 SAMPLE_FIELDS = [
@@ -15,6 +24,8 @@ SAMPLE_FIELDS = [
     ("sample_id", pa.string()),
     ("label", pa.int64()),
     ("threat", pa.string()),
+    ("attack", pa.string()),  # the attack kind (attacks/*.yaml `attack:`): clean, pgd, autoattack, corruptions
+    ("adversarial", pa.bool_()),  # an input-gradient attack (Attack.adversarial): sanity checks apply
     ("norm", pa.string()),  # "Linf", "L2" or "" (clean, corruptions)
     ("eps", pa.float64()),  # NaN where the threat has no eps
     ("severity", pa.int64()),  # 0 where the threat has no severity
@@ -37,6 +48,8 @@ SUMMARY_FIELDS = [
     ("modality", pa.string()),
     ("dataset", pa.string()),
     ("threat", pa.string()),
+    ("attack", pa.string()),
+    ("adversarial", pa.bool_()),
     ("norm", pa.string()),
     ("eps", pa.float64()),
     ("severity", pa.int64()),
@@ -52,3 +65,18 @@ SUMMARY_FIELDS = [
 ]
 SUMMARY_SCHEMA = pa.schema(SUMMARY_FIELDS, metadata={METADATA_KEY: SCHEMA_VERSION.encode()})
 SUMMARY_COLUMNS = [name for name, _ in SUMMARY_FIELDS]
+
+
+def _upgrade_from_1(frame):
+    """Schema 1 had no attack-kind columns, and three kinds: clean (the threat named clean), corruptions (the
+    only cells with a severity) and adversarial attacks (the only cells with a norm). Which adversarial attack
+    (pgd or autoattack) a schema-1 row ran is not in the rows: its `attack` is "" (run.json has it)."""
+    frame = frame.copy()
+    frame["adversarial"] = frame["norm"].fillna("") != ""
+    frame["attack"] = ["clean" if t == "clean" else "corruptions" if s > 0 else ""
+                       for t, s in zip(frame["threat"], frame["severity"], strict=True)]
+    return frame
+
+
+# version read -> function bringing a frame of that version to the next one
+UPGRADES = {"1": ("2", _upgrade_from_1)}

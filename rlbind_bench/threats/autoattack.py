@@ -32,6 +32,7 @@ from rlbind_bench.threats.base import (
     per_sample_norm,
 )
 from rlbind_bench.threats.registry import register_attack
+from rlbind_bench.threats.spec import AutoAttackSpec
 
 SUB_ATTACKS = {"apgd-ce": "apgd", "apgd-dlr": "apgd", "apgd-t": "apgd_targeted", "fab": "fab", "fab-t": "fab",
                "square": "square"}
@@ -96,7 +97,11 @@ def make_autoattack(view: UnitBoxView, *, eps: float, norm: str, version: str, a
 
 @register_attack("autoattack")
 class AutoAttackThreat(Attack):
-    def cells(self) -> list[Cell]:
+    spec_type = AutoAttackSpec
+    adversarial = True
+    batch_dependent = True  # the reference draws its randomness per call
+
+    def cells(self, modality: str) -> list[Cell]:
         return [Cell(self.spec.name, norm=self.spec.norm, eps=float(e)) for e in self.spec.eps]
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:

@@ -4,58 +4,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from rlbind_bench.errors import ConfigError
-
-
-def parse_number(value, where: str) -> float:
-    """Numbers as YAML or CLI give them: 0.5, '4/255', '1e-3'."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    try:
-        if "/" in text:
-            num, den = text.split("/", 1)
-            return float(num) / float(den)
-        return float(text)
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"{where}: {value!r} is not a number (use e.g. 0.5 or 4/255)") from None
-
-
-@dataclass(frozen=True)
-class ThreatSpec:
-    """One named threat model. Every field is stored in the results (config_hash covers all of them)."""
-
-    name: str
-    attack: str  # clean | pgd | autoattack | corruptions
-    norm: str = ""  # Linf | L2
-    eps: tuple[float, ...] = ()
-    steps: int = 0
-    step_size: float | None = None  # absolute; None: the attack's rule (PGD: 2.5 * eps / steps)
-    restarts: int = 1
-    random_start: bool = True
-    loss: str = "ce"
-    version: str = "standard"  # autoattack: standard | plus | custom | rand
-    attacks_to_run: tuple[str, ...] = ()  # autoattack custom
-    n_target_classes: int = 9
-    corruptions: tuple[str, ...] = ()
-    severities: tuple[int, ...] = ()
-    seed: int = 0
-    modalities: tuple[str, ...] = ("image", "thermal", "depth", "audio", "video")
-    spaces: dict = field(default_factory=dict)  # modality -> perturbation space description
-    only_correct: bool = True  # attack only samples that are still correct on clean input
-    description: str = ""
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["eps"] = list(self.eps)
-        return d
+from rlbind_bench.threats.spec import ThreatSpec
 
 
 @dataclass(frozen=True)
@@ -118,13 +72,23 @@ def finite_rows(logits: torch.Tensor) -> torch.Tensor:
 
 
 class Attack(ABC):
-    """A threat's implementation. `cells` expands the spec; `run` evaluates one cell on one batch."""
+    """A threat's implementation. `cells` expands the spec for a modality; `run` evaluates one cell on one batch.
+
+    What kind of threat it is lives here, as class data, and is read by the runner, the sanity checks, the
+    leaderboard and the gate alike (through the rows' `attack` and `adversarial` columns)."""
+
+    name: ClassVar[str]  # the `attack:` value in attacks/*.yaml (set by register_attack)
+    spec_type: ClassVar[type[ThreatSpec]] = ThreatSpec
+    adversarial: ClassVar[bool] = False  # input-gradient attack: sanity checks apply, batches need gradients
+    batch_dependent: ClassVar[bool] = False  # rows depend on the batch a sample is in (its batch size is fixed)
 
     def __init__(self, spec: ThreatSpec):
+        if not isinstance(spec, self.spec_type):
+            raise TypeError(f"{type(self).__name__} runs {self.spec_type.__name__}, got {type(spec).__name__}")
         self.spec = spec
 
     @abstractmethod
-    def cells(self) -> list[Cell]: ...
+    def cells(self, modality: str) -> list[Cell]: ...
 
     def cell_config(self, cell: Cell) -> dict:
         return {"threat": self.spec.to_dict(), "cell": cell.key}

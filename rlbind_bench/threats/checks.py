@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-ADVERSARIAL = ("pgd", "autoattack")
+from rlbind_bench.threats.pgd import pgd
+
 LARGE_EPS = {"Linf": 0.3, "L2": 20.0}  # "very large": a working attack must reach ~0% here
 LARGE_EPS_MAX_ACCURACY = 0.1
 ZERO_GRAD_MAX_FRACTION = 0.05
@@ -47,8 +48,6 @@ CHECKS = {c.name: c for c in (
 def probe_batch(model, x: torch.Tensor, y: torch.Tensor, low: float, high: float, norm: str = "Linf",
                 steps: int = 20) -> dict:
     """Diagnostics on one batch: zero-gradient fraction, output randomness, accuracy at a very large eps."""
-    from rlbind_bench.threats.pgd import pgd
-
     with torch.no_grad():
         a, b = model(x), model(x)
     randomized = not torch.equal(a, b)
@@ -74,17 +73,17 @@ def probe_batch(model, x: torch.Tensor, y: torch.Tensor, low: float, high: float
             "accuracy_20_steps": few_many[1], "n": len(x)}
 
 
-def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict, attack_of: dict) -> pd.DataFrame:
-    """Fill summary.checks_failed. `attack_of` maps a threat name to its attack kind; diagnostics per dataset."""
+def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict) -> pd.DataFrame:
+    """Fill summary.checks_failed for the adversarial cells (the rows' `adversarial` column); diagnostics per
+    dataset."""
     summary = summary.copy()
     failed: dict[int, set[str]] = {i: set() for i in summary.index}
     for dataset, grp in summary.groupby("dataset"):
-        clean = grp[grp["threat"] == "clean"]
+        clean = grp[grp["attack"] == "clean"]
         clean_acc = float(clean["accuracy"].iloc[0]) if len(clean) else math.nan
         diag = diagnostics.get(dataset, {})
         for i, row in grp.iterrows():
-            kind = attack_of.get(row["threat"].split(":")[0], "")
-            if kind not in ADVERSARIAL:
+            if not row["adversarial"]:
                 continue
             if row["accuracy"] > clean_acc + 1e-12:
                 failed[i].add("robust_above_clean")
@@ -96,8 +95,7 @@ def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict
                 failed[i].add("randomized_output")
             if diag.get("accuracy_20_steps", 0.0) > diag.get("accuracy_5_steps", 1.0) + 1e-12:
                 failed[i].add("more_steps_raise_accuracy")
-        for _threat, tg in grp[grp["threat"].map(lambda t: attack_of.get(t.split(":")[0], "") in ADVERSARIAL)].groupby(
-                ["threat", "norm"]):
+        for _threat, tg in grp[grp["adversarial"].astype(bool)].groupby(["threat", "norm"]):
             ordered = tg.sort_values("eps")
             acc = ordered["accuracy"].to_numpy()
             for j in range(1, len(acc)):

@@ -5,10 +5,14 @@ from __future__ import annotations
 import torch
 
 from rlbind_bench.threats.base import Attack, AttackContext, BatchResult, Cell, finite_rows, margins
+from rlbind_bench.threats.spec import CleanSpec
 
 
 class Clean(Attack):
-    def cells(self) -> list[Cell]:
+    name = "clean"  # registered by threats/registry.py itself (no decorator: it imports this module)
+    spec_type = CleanSpec
+
+    def cells(self, modality: str) -> list[Cell]:
         return [Cell(self.spec.name)]
 
     def run(self, model, x, y, cell, ctx: AttackContext) -> BatchResult:

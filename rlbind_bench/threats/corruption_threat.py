@@ -2,8 +2,8 @@
 
 Every sample is evaluated (corruptions are not adversarial, so misclassified clean samples are not
 skipped); `attacked` is True for all rows. The corruption list per modality comes from the spec's
-`corruptions` (empty: every corruption registered for the modality) or, in the quick suite, from the
-suite's short list.
+`corruptions` (empty: every corruption registered for the modality) or, where the spec's `subset` names
+the modality's short list (the quick suite), from that list.
 
 The runner makes the corrupted inputs of image, thermal, depth and audio samples ahead of time, in its
 DataLoader workers, and keeps them on disk (corruptions/cache.py); `run` reads them through the context
@@ -15,36 +15,28 @@ from __future__ import annotations
 import torch
 
 from rlbind_bench.threats.base import Attack, AttackContext, BatchResult, Cell, finite_rows, margins
+from rlbind_bench.threats.corruptions import corrupt_batch, list_corruptions
 from rlbind_bench.threats.registry import register_attack
+from rlbind_bench.threats.spec import SEVERITIES, CorruptionSpec
 
 
 @register_attack("corruptions")
 class CorruptionThreat(Attack):
-    def cells(self) -> list[Cell]:
-        # Cells are expanded per modality in `cells_for`; the runner asks with the dataset's modality.
-        raise NotImplementedError("use cells_for(modality)")
+    spec_type = CorruptionSpec
 
     def names_for(self, modality: str) -> list[str]:
-        from rlbind_bench.threats.corruptions import list_corruptions
-
         available = list_corruptions(modality)
-        quick = (self.spec.spaces or {}).get("quick")
-        if quick:
-            wanted = quick.get(modality) or quick.get("image" if modality in ("thermal", "depth") else "", ())
-            if modality == "video" and not wanted:
-                wanted = ("frame_gaussian_noise", "frame_drop", "blockiness")
-            return [n for n in wanted if n in available]
-        if self.spec.corruptions:
-            return [n for n in self.spec.corruptions if n in available]
-        return available
+        if self.spec.subset:
+            wanted = self.spec.subset.get(modality, ())
+        else:
+            wanted = self.spec.corruptions or available
+        return [n for n in wanted if n in available]
 
-    def cells_for(self, modality: str) -> list[Cell]:
-        severities = self.spec.severities or (1, 2, 3, 4, 5)
+    def cells(self, modality: str) -> list[Cell]:
+        severities = self.spec.severities or SEVERITIES
         return [Cell(self.spec.name, severity=int(s), variant=n) for n in self.names_for(modality) for s in severities]
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
-        from rlbind_bench.threats.corruptions import corrupt_batch
-
         seed = self.spec.seed + ctx.seed
         xc = ctx.corrupted.batch(cell.variant, cell.severity, seed) if ctx.corrupted is not None else None
         if xc is None:  # not prefetched (video, cache off or unwritable): made here, to the same values

@@ -28,6 +28,7 @@ from rlbind_bench.threats.base import (
     per_sample_norm,
 )
 from rlbind_bench.threats.registry import register_attack
+from rlbind_bench.threats.spec import PGDSpec
 
 
 def sample_generator(seed: int, sample_id: str, salt: str) -> torch.Generator:
@@ -141,7 +142,10 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps
 
 @register_attack("pgd")
 class PGD(Attack):
-    def cells(self) -> list[Cell]:
+    spec_type = PGDSpec
+    adversarial = True
+
+    def cells(self, modality: str) -> list[Cell]:
         return [Cell(self.spec.name, norm=self.spec.norm, eps=float(e)) for e in self.spec.eps]
 
     def step_size(self, eps: float) -> float:

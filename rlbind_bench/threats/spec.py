@@ -1,0 +1,166 @@
+"""Threat specs as typed data, one class per attack kind, selected by `attack:` in attacks/*.yaml.
+
+Each class declares exactly the settings its attack reads, so a YAML key the attack would ignore is
+refused by name (`config.build_dataclass`) instead of being stored in `config_hash` and never used.
+Every field is serialised into the rows' `config_hash` (`to_dict`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from rlbind_bench.constants import MODALITIES
+from rlbind_bench.errors import ConfigError
+
+NORMS = ("Linf", "L2")
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def parse_number(value, where: str) -> float:
+    """Numbers as YAML or CLI give them: 0.5, '4/255', '1e-3'."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{where}: {value!r} is not a number (use e.g. 0.5 or 4/255)") from None
+
+
+def _tuple(value) -> tuple:
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
+
+
+@dataclass(frozen=True)
+class ThreatSpec:
+    """What every threat has: a name, the attack that runs it, the modalities it applies to."""
+
+    name: str
+    attack: str
+    modalities: tuple[str, ...] = MODALITIES
+    description: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "modalities", _tuple(self.modalities))
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if unknown:
+            raise ConfigError(f"threat {self.name}: unknown modality {unknown[0]!r} (known: {', '.join(MODALITIES)})")
+
+    @classmethod
+    def coerce(cls, data: dict, where: str) -> dict:
+        """YAML values to field types (numbers such as '4/255', lists to tuples); subclasses add theirs."""
+        return dict(data)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class CleanSpec(ThreatSpec):
+    """The unperturbed input: no settings."""
+
+
+@dataclass(frozen=True)
+class AdversarialSpec(ThreatSpec):
+    """Settings every gradient-based attack reads: the norm ball and the iteration budget."""
+
+    norm: str = "Linf"
+    eps: tuple[float, ...] = ()
+    steps: int = 0
+    seed: int = 0
+    spaces: dict = field(default_factory=dict)  # modality -> the perturbed space, in words (documentation)
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "eps", tuple(float(e) for e in _tuple(self.eps)))
+        if self.norm not in NORMS:
+            raise ConfigError(f"threat {self.name}: norm must be Linf or L2, got {self.norm!r}")
+        for e in self.eps:
+            if not math.isfinite(e) or e < 0:
+                raise ConfigError(f"threat {self.name}: eps must be a non-negative number, got {e:g}")
+        if self.steps < 0:
+            raise ConfigError(f"threat {self.name}: steps must be >= 0")
+
+    @classmethod
+    def coerce(cls, data: dict, where: str) -> dict:
+        data = super().coerce(data, where)
+        if "eps" in data:
+            data["eps"] = tuple(parse_number(v, f"{where}: eps") for v in _tuple(data["eps"]))
+        return data
+
+
+@dataclass(frozen=True)
+class PGDSpec(AdversarialSpec):
+    """Projected gradient descent (Madry et al.) with cross-entropy on the zero-shot logits."""
+
+    step_size: float | None = None  # absolute; None: 2.5 * eps / steps
+    restarts: int = 1
+    random_start: bool = True
+    loss: str = "ce"
+    only_correct: bool = True  # attack only samples that are still correct on clean input
+
+    LOSSES = ("ce",)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.restarts < 1:
+            raise ConfigError(f"threat {self.name}: restarts must be >= 1")
+        if self.loss not in self.LOSSES:
+            raise ConfigError(f"threat {self.name}: loss {self.loss!r} is not implemented "
+                              f"(known: {', '.join(self.LOSSES)})")
+
+    @classmethod
+    def coerce(cls, data: dict, where: str) -> dict:
+        data = super().coerce(data, where)
+        if data.get("step_size") is not None:
+            data["step_size"] = parse_number(data["step_size"], f"{where}: step_size")
+        return data
+
+
+@dataclass(frozen=True)
+class AutoAttackSpec(AdversarialSpec):
+    """AutoAttack through the reference implementation; `steps` 0 keeps its 100 iterations."""
+
+    version: str = "standard"  # standard | plus | custom | rand
+    attacks_to_run: tuple[str, ...] = ()  # custom only
+    n_target_classes: int = 9
+
+    VERSIONS = ("standard", "plus", "custom", "rand")
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "attacks_to_run", _tuple(self.attacks_to_run))
+        if self.version not in self.VERSIONS:
+            raise ConfigError(f"threat {self.name}: version must be one of {', '.join(self.VERSIONS)}")
+        if self.attacks_to_run and self.version != "custom":
+            raise ConfigError(f"threat {self.name}: attacks_to_run is read only by version: custom")
+
+
+@dataclass(frozen=True)
+class CorruptionSpec(ThreatSpec):
+    """Natural corruptions, one cell per (corruption, severity).
+
+    `corruptions` empty means every corruption registered for the modality; `subset` (modality -> names)
+    narrows a modality to a short list, as the quick suite does."""
+
+    corruptions: tuple[str, ...] = ()
+    severities: tuple[int, ...] = SEVERITIES
+    seed: int = 0
+    subset: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "corruptions", _tuple(self.corruptions))
+        object.__setattr__(self, "severities", tuple(int(s) for s in _tuple(self.severities)))
+        bad = [s for s in self.severities if s not in SEVERITIES]
+        if bad:
+            raise ConfigError(f"threat {self.name}: severities must be in 1..5, got {bad[0]}")
