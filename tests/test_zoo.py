@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from rlbind_bench.encoders.loading import file_digest
 from rlbind_bench.encoders.zoo import DEMO_ZOO, ZOO_DIR
+from rlbind_bench.files import file_sha256
 
 
 @pytest.mark.parametrize("name", DEMO_ZOO)
@@ -16,7 +16,7 @@ def test_zoo_model_ships_with_card_and_checksum(name):
     folder = ZOO_DIR / name
     manifest = json.loads((folder / "rlbind-model.json").read_text())
     assert manifest["backend"] == "demo"
-    assert file_digest(folder / "model.safetensors") == manifest["weights_sha256"]
+    assert file_sha256(folder / "model.safetensors") == manifest["weights_sha256"]
     card = (folder / "README.md").read_text()
     assert "recipe" in card and "seed" in card
 

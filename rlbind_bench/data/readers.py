@@ -12,8 +12,7 @@ from torch.utils.data import Dataset
 
 from rlbind_bench.config import DatasetSpec
 from rlbind_bench.errors import DatasetError
-from rlbind_bench.modalities import PreprocessConfig, get_handler
-from rlbind_bench.modalities.registry import UnreadableSample
+from rlbind_bench.modalities import PreprocessConfig, UnreadableSample, get_handler
 
 
 @dataclass(frozen=True)

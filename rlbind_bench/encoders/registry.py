@@ -6,6 +6,10 @@ A spec is one of:
 - `MODALITY=REF[,MODALITY=REF...][,text=MODALITY]`: several towers sharing the text tower of the last one
   (or of the named one), as languagebind's `LanguageBind` class binds them;
 - a folder with `rlbind-model.json` (what `rlbind-bench train` writes): `{"backend": ..., "towers": {...}}`.
+
+LanguageBind is the built-in backend the spec grammar is made of, so it is imported here. Every other backend
+registers itself (`register_model`, `register_backend`) when imported, and `encoders/__init__.py` imports
+them: this module never imports a backend that imports it back.
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlbind_bench.encoders.base import BoundEncoder
+from rlbind_bench.encoders.languagebind import (
+    HUB_IDS,
+    MODEL_TYPE_TO_MODALITY,
+    LanguageBindEncoder,
+    load_languagebind_tower,
+)
+from rlbind_bench.encoders.loading import read_config, resolve_checkpoint
 from rlbind_bench.errors import CheckpointError, UserError
+from rlbind_bench.modalities import HANDLERS
 
 MANIFEST = "rlbind-model.json"
 
@@ -33,23 +45,28 @@ class ModelEntry:
 MODELS: dict[str, ModelEntry] = {}
 
 
+# backend name in rlbind-model.json -> builder(folder, manifest)
+BACKENDS: dict[str, Callable[[Path, dict], BoundEncoder]] = {}
+
+
 def register_model(entry: ModelEntry) -> ModelEntry:
     MODELS[entry.name] = entry
     return entry
 
 
+def register_backend(name: str, builder: Callable[[Path, dict], BoundEncoder]) -> None:
+    """Make folders whose manifest says `"backend": name` load through `builder(folder, manifest)`."""
+    BACKENDS[name] = builder
+
+
 def _hub(modalities: tuple[str, ...]) -> Callable[[], BoundEncoder]:
     def build() -> BoundEncoder:
-        from rlbind_bench.encoders.languagebind import HUB_IDS
-
         return load_languagebind({m: HUB_IDS[m] for m in modalities}, name="languagebind")
 
     return build
 
 
 def _register_hub_models() -> None:
-    from rlbind_bench.encoders.languagebind import HUB_IDS
-
     register_model(ModelEntry("languagebind", "LanguageBind ViT-L/14 towers for all modalities (hub)",
                               _hub(tuple(HUB_IDS)), source="https://huggingface.co/LanguageBind", licence="MIT"))
     for modality, hub_id in HUB_IDS.items():
@@ -61,8 +78,6 @@ _register_hub_models()
 
 
 def load_languagebind(towers: dict[str, str], text_from: str | None = None, name: str | None = None) -> BoundEncoder:
-    from rlbind_bench.encoders.languagebind import LanguageBindEncoder, load_languagebind_tower
-
     loaded = {m: load_languagebind_tower(ref, m) for m, ref in towers.items()}
     return LanguageBindEncoder(loaded, text_from=text_from, name=name or "+".join(str(r) for r in towers.values()))
 
@@ -84,7 +99,7 @@ def _languagebind_manifest(folder: Path, manifest: dict) -> BoundEncoder:
     return load_languagebind(towers, text_from=manifest.get("text_from"), name=manifest.get("name", folder.name))
 
 
-BACKENDS: dict[str, Callable[[Path, dict], BoundEncoder]] = {"languagebind": _languagebind_manifest}
+register_backend("languagebind", _languagebind_manifest)
 
 
 def parse_tower_spec(spec: str) -> tuple[dict[str, str], str | None]:
@@ -98,10 +113,8 @@ def parse_tower_spec(spec: str) -> tuple[dict[str, str], str | None]:
         if key == "text":
             text_from = value
             continue
-        from rlbind_bench.modalities import MODALITIES
-
-        if key not in MODALITIES:
-            raise UserError(f"bad model spec: unknown modality {key!r} (known: {', '.join(MODALITIES)})")
+        if key not in HANDLERS:
+            raise UserError(f"bad model spec: unknown modality {key!r} (known: {', '.join(HANDLERS)})")
         towers[key] = value
     if text_from is not None and text_from not in towers:
         raise UserError(f"model spec: text={text_from} names no tower of the spec")
@@ -125,15 +138,9 @@ def load_encoder(spec: str) -> BoundEncoder:
 
 
 def _detect_modality(ref: str) -> str:
-    from rlbind_bench.encoders.languagebind import MODEL_TYPE_TO_MODALITY
-    from rlbind_bench.encoders.loading import read_config, resolve_checkpoint
-
     folder = resolve_checkpoint(ref)
     model_type = read_config(folder).get("model_type", "")
     if model_type not in MODEL_TYPE_TO_MODALITY:
         raise CheckpointError(f"{ref}: config.json model_type {model_type!r} is not a LanguageBind tower; "
                               "give MODALITY=PATH")
     return MODEL_TYPE_TO_MODALITY[model_type]
-
-from rlbind_bench.encoders import demo as _demo  # noqa: E402,F401  (registers the demo backend)
-from rlbind_bench.encoders import zoo as _zoo  # noqa: E402,F401  (registers the demo zoo)

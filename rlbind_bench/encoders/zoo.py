@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlbind_bench.encoders.registry import ModelEntry, register_model
+from rlbind_bench.encoders.demo import build_demo_encoder
+from rlbind_bench.encoders.registry import MANIFEST, ModelEntry, load_encoder, register_model
 from rlbind_bench.errors import UserError
 
 ZOO_DIR = Path(__file__).resolve().parents[2] / "zoo" / "demo"
@@ -24,10 +25,8 @@ DESCRIPTIONS = {
 
 def _trained(name: str):
     def build():
-        from rlbind_bench.encoders.registry import load_encoder
-
         folder = ZOO_DIR / name
-        if not (folder / "rlbind-model.json").is_file():
+        if not (folder / MANIFEST).is_file():
             raise UserError(f"demo/{name} is not in this checkout ({folder}); train it with the command in "
                             "docs/zoo.md")
         encoder = load_encoder(str(folder))
@@ -38,8 +37,6 @@ def _trained(name: str):
 
 
 def _init():
-    from rlbind_bench.encoders.demo import build_demo_encoder
-
     return build_demo_encoder(seed=0, name="demo/init")
 
 

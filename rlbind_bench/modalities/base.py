@@ -1,18 +1,50 @@
-"""Shared pieces of the modality handlers."""
+"""The contracts every modality shares: input spaces, preprocessing configs, the handler base class.
+
+Nothing here imports an encoder: encoders depend on modalities (they declare their input spaces through
+them), never the other way round.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
-from rlbind_bench.encoders.base import InputSpace
+from rlbind_bench.errors import DatasetError
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class UnreadableSample(DatasetError):
+    """One file could not be decoded: the runner skips and counts it."""
+
+
+@dataclass(frozen=True)
+class InputSpace:
+    """The raw space attacks and corruptions act on, for one modality of one encoder.
+
+    `shape` is the per-sample shape (no batch dim). Everything after this space (normalisation, fbank,
+    layout changes) happens inside `BoundEncoder.encode`, so perturbations are measured here.
+    """
+
+    modality: str
+    shape: tuple[int, ...]
+    low: float
+    high: float
+    description: str
+
+    def check(self, x: torch.Tensor) -> None:
+        if tuple(x.shape[1:]) != self.shape:
+            raise ValueError(f"{self.modality}: expected input [B, {', '.join(map(str, self.shape))}], "
+                             f"got {list(x.shape)}")
 
 
 @dataclass(frozen=True)
@@ -50,11 +82,20 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-class ModalityHandler(ABC):
-    """One modality: its input space, its file loader, its in-forward preprocessing."""
+def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """LanguageBind's image transform up to normalisation: bicubic resize of the short side, center crop."""
+    x = TF.resize(x, size, interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return TF.center_crop(x, [size, size])
 
-    name: str
-    file_suffixes: tuple[str, ...]
+
+class ModalityHandler(ABC):
+    """One modality: its input space, its file loader, its in-forward preprocessing.
+
+    A concrete handler names its modality in `name` and is made known with `registry.register_handler`.
+    """
+
+    name: ClassVar[str]
+    file_suffixes: ClassVar[tuple[str, ...]]
 
     @abstractmethod
     def input_space(self, cfg: PreprocessConfig, **hints) -> InputSpace: ...
