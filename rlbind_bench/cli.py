@@ -234,7 +234,7 @@ def cmd_list(args) -> int:
 # ---------------------------------------------------------------------------------------- data, checkpoint
 DATA_BUILDERS: dict[str, str] = {
     "photos": "rlbind_bench.data.photos:prepare_photos",
-    "demo": "rlbind_bench.data.demo_builder:prepare_demo",
+    "demo": "rlbind_bench.data.demo:prepare_demo",
 }
 
 
