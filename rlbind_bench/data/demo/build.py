@@ -84,8 +84,9 @@ def prepare_demo(root: Path, *, seed: int = 0, sources_cache: Path | None = None
             builder = _BUILDERS[name]
             with staged_dir(final, f".demo-{name}") as tmp:
                 rows = builder.build(tmp, ctx)
-                write_metadata(tmp, name, rows, ctx, description=builder.description, simulated=builder.simulated,
-                               tools=builder.tools(ctx.sources) if builder.tools else None)
+                tools = builder.tools(ctx.sources) if builder.tools else None
+                write_metadata(tmp, name, rows, ctx, description=builder.description,
+                               simulated=builder.simulated, tools=tools)
             seconds = round(time.perf_counter() - t0, 2)
             log.info("built %s in %.1f s", name, seconds)
             summary["datasets"][name] = {"built": True, "seconds": seconds, **summary_counts(final)}

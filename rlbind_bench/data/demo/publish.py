@@ -80,11 +80,13 @@ def write_metadata(out: Path, name: str, rows: list[Row], ctx: BuildContext, *, 
             w.writerow([r.sample_id, r.split, r.label, CLASS_NAMES[r.label], r.source, r.licence])
     (out / "splits").mkdir(exist_ok=True)
     for split in SPLITS:
-        (out / "splits" / f"{split}.txt").write_text("".join(r.sample_id + "\n" for r in rows if r.split == split))
+        listing = "".join(r.sample_id + "\n" for r in rows if r.split == split)
+        (out / "splits" / f"{split}.txt").write_text(listing)
     # Key order is part of the file's bytes (no sort_keys), hence json.dumps rather than write_json_atomic.
     info = {"dataset": name, "builder": BUILDER_NAME, "builder_version": BUILDER_VERSION, "seed": ctx.seed,
             "scale": ctx.scale_name, "modality": DATASET_MODALITIES[name], "simulated": simulated,
-            "description": description, "classes": list(CLASS_NAMES), "counts": _counts(rows), "total": len(rows)}
+            "description": description, "classes": list(CLASS_NAMES), "counts": _counts(rows),
+            "total": len(rows)}
     if tools is not None:
         info["tools"] = tools
     (out / "build.json").write_text(json.dumps(info, indent=2) + "\n")

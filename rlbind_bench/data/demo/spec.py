@@ -1,4 +1,5 @@
-"""What the demo benchmark is made of: classes, splits, dataset names, scales, and the records its builders share."""
+"""What the demo benchmark is made of: classes, splits, dataset names, scales, and the records its builders
+share."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ AUDIO_DATASET = "demo-digits-audio"
 THERMAL_DATASET = "demo-digits-thermal-sim"
 VIDEO_DATASET = "demo-digits-video"
 DATASETS: tuple[str, ...] = (IMAGE_DATASET, AUDIO_DATASET, THERMAL_DATASET, VIDEO_DATASET)
-DATASET_MODALITIES: dict[str, str] = {IMAGE_DATASET: "image", AUDIO_DATASET: "audio", THERMAL_DATASET: "thermal",
-                                      VIDEO_DATASET: "video"}
+DATASET_MODALITIES: dict[str, str] = {IMAGE_DATASET: "image", AUDIO_DATASET: "audio",
+                                      THERMAL_DATASET: "thermal", VIDEO_DATASET: "video"}
 # A modality the harness does not know would only fail later, when a run reads the dataset.
 if not set(DATASET_MODALITIES.values()) <= set(MODALITIES):
     raise ImportError(f"demo modalities {sorted(DATASET_MODALITIES.values())} not all in {MODALITIES}")
