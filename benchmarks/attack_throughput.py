@@ -64,8 +64,8 @@ def main() -> int:
     from rlbind_bench.encoders.registry import load_encoder
     from rlbind_bench.modalities import get_handler
     from rlbind_bench.threats.base import AttackContext
-from rlbind_bench.threats.spec import AutoAttackSpec, PGDSpec
     from rlbind_bench.threats.pgd import PGD
+    from rlbind_bench.threats.spec import AutoAttackSpec, PGDSpec
     from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
     if args.model:

@@ -44,6 +44,7 @@ from rlbind_bench.results.summary import summarise
 from rlbind_bench.suites import get_suite, resolve_threats
 from rlbind_bench.threats.base import Attack, AttackContext, Cell
 from rlbind_bench.threats.checks import CHECKS, apply_checks, probe_batch
+from rlbind_bench.threats.corruption_threat import CorruptionThreat
 from rlbind_bench.threats.corruptions.cache import (
     CACHED_MODALITIES,
     CorruptingDataset,
@@ -53,7 +54,6 @@ from rlbind_bench.threats.corruptions.cache import (
     has_prefetched,
     open_cache,
 )
-from rlbind_bench.threats.corruption_threat import CorruptionThreat
 from rlbind_bench.threats.registry import build_attack
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install / fetch the Debian sources of the offline demo benchmark (rlbind_bench/data/demo_builder.py).
+# Install / fetch the Debian sources of the offline demo benchmark (rlbind_bench/data/demo/).
 #
 #   bash scripts/install-demo-sources.sh [CACHE_DIR]
 #
@@ -11,7 +11,7 @@
 #    asterisk-prompt-fr-armelle, asterisk-prompt-it-menardi-wav (validation speakers) with `apt-get download` into
 #    CACHE_DIR/debs (no install, so none of their dependencies) and unpacks only the files the builder reads
 #    (the members `dpkg -x` would write) into CACHE_DIR/<package>/, marked done by CACHE_DIR/<package>/.extracted.
-# Keep the package list and member patterns in step with TTS_PACKAGES / DATA_PACKAGES in demo_builder.py.
+# Keep the package list and member patterns in step with TTS_PACKAGES / DATA_PACKAGES in rlbind_bench/data/demo/sources.py.
 set -euo pipefail
 
 CACHE="${1:-${XDG_CACHE_HOME:-$HOME/.cache}/rlbind-bench/sources}"

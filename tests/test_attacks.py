@@ -10,8 +10,8 @@ from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.modalities import get_handler
 from rlbind_bench.threats.autoattack import UnitBoxView, make_autoattack
 from rlbind_bench.threats.base import AttackContext
-from rlbind_bench.threats.spec import AutoAttackSpec, PGDSpec
 from rlbind_bench.threats.pgd import PGD, pgd
+from rlbind_bench.threats.spec import AutoAttackSpec, PGDSpec
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
 CLASSES = ["cat", "coffee", "rocket", "astronaut"]

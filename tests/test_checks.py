@@ -45,21 +45,23 @@ def test_probe_flags_masking_and_randomness():
 
 
 def _summary(rows):
-    cols = ["model", "modality", "dataset", "threat", "norm", "eps", "severity", "accuracy"]
-    return pd.DataFrame([dict(zip(cols, r, strict=True)) for r in rows])
+    cols = ["model", "modality", "dataset", "threat", "attack", "norm", "eps", "severity", "accuracy"]
+    frame = pd.DataFrame([dict(zip(cols, r, strict=True)) for r in rows])
+    frame["adversarial"] = frame["attack"] == "pgd"
+    return frame
 
 
 def test_table_checks():
     s = _summary([
-        ("m", "image", "d", "clean", "", math.nan, 0, 0.5),
-        ("m", "image", "d", "pgd", "Linf", 1 / 255, 0, 0.6),  # above clean
-        ("m", "image", "d", "pgd", "Linf", 2 / 255, 0, 0.2),
-        ("m", "image", "d", "pgd", "Linf", 4 / 255, 0, 0.3),  # rises with eps
-        ("m", "image", "d", "corruptions:fog", "", math.nan, 3, 0.9),  # not adversarial: never flagged
+        ("m", "image", "d", "clean", "clean", "", math.nan, 0, 0.5),
+        ("m", "image", "d", "pgd", "pgd", "Linf", 1 / 255, 0, 0.6),  # above clean
+        ("m", "image", "d", "pgd", "pgd", "Linf", 2 / 255, 0, 0.2),
+        ("m", "image", "d", "pgd", "pgd", "Linf", 4 / 255, 0, 0.3),  # rises with eps
+        ("m", "image", "d", "corruptions:fog", "corruptions", "", math.nan, 3, 0.9),  # not adversarial: never flagged
     ])
     samples = pd.DataFrame({"dataset": ["d"], "threat": ["pgd"], "eps": [2 / 255], "broken_by": ["square"]})
-    out = apply_checks(s, samples, {"d": {"zero_grad_fraction": 0.0}}, {"pgd": "pgd", "corruptions": "corruptions"})
-    more = apply_checks(s, samples, {"d": {"accuracy_5_steps": 0.2, "accuracy_20_steps": 0.3}}, {"pgd": "pgd"})
+    out = apply_checks(s, samples, {"d": {"zero_grad_fraction": 0.0}})
+    more = apply_checks(s, samples, {"d": {"accuracy_5_steps": 0.2, "accuracy_20_steps": 0.3}})
     assert all("more_steps_raise_accuracy" in f for f in more[more["threat"] == "pgd"]["checks_failed"])
     flags = dict(zip(zip(out["threat"], out["eps"].round(6), strict=True), out["checks_failed"], strict=True))
     assert flags[("pgd", round(1 / 255, 6))] == "robust_above_clean"

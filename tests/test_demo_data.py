@@ -1,4 +1,4 @@
-"""The offline demo benchmark builder (rlbind_bench.data.demo_builder), at the "tiny" scale.
+"""The offline demo benchmark builder (rlbind_bench.data.demo), at the "tiny" scale.
 
 Needs the Debian sources (run scripts/install-demo-sources.sh first); skipped when they cannot be found or
 fetched.
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlbind_bench.data import demo_builder as db
+from rlbind_bench.data import demo as db
+from rlbind_bench.data.demo import audio, sources, video
 from rlbind_bench.errors import DatasetError
 
 SUFFIX = {db.IMAGE_DATASET: ".png", db.THERMAL_DATASET: ".png", db.AUDIO_DATASET: ".wav", db.VIDEO_DATASET: ".mp4"}
@@ -122,8 +123,8 @@ def test_audio_real_test_clips_and_format(builds):
     # val: TTS voices held out of train, plus every digit by each human validation speaker (not a test speaker)
     val_rows = [r for r in rows if r["split"] == "val"]
     human = [r for r in val_rows if r["source"].startswith("asterisk-prompt-")]
-    assert {r["sample_id"].split("/")[-1] for r in human} == {f"human-{n}.wav" for n in db.HUMAN_VAL_VOICES}
-    for name in db.HUMAN_VAL_VOICES:
+    assert {r["sample_id"].split("/")[-1] for r in human} == {f"human-{n}.wav" for n in sources.HUMAN_VAL_VOICES}
+    for name in sources.HUMAN_VAL_VOICES:
         assert sorted(int(r["label"]) for r in human if r["sample_id"].endswith(f"human-{name}.wav")) == list(range(10))
     assert all(r["source"].startswith(("espeak-ng:", "flite:")) for r in val_rows if r not in human)
     for r in rows:
@@ -134,10 +135,10 @@ def test_audio_real_test_clips_and_format(builds):
 
 
 def test_full_scale_tts_plan():
-    jobs = db._tts_jobs(0, db.SCALES["full"])
+    jobs = audio._tts_jobs(0, db.SCALES["full"])
     train = [j for j in jobs if j.split == "train"]
     assert {j.engine for j in train} == {"espeak-ng", "flite", "festival"}
-    assert {j.voice for j in train if j.engine == "festival"} == set(db.FESTIVAL_VOICES)
+    assert {j.voice for j in train if j.engine == "festival"} == set(sources.FESTIVAL_VOICES)
     assert {j.voice for j in train if j.engine == "espeak-ng"} >= {"es", "es-419", "fr-fr", "fr-be", "it", "ru"}
     for c in range(10):
         assert sum(j.label == c for j in train) == 277 and sum(j.label == c for j in jobs if j.split == "val") == 20
@@ -155,11 +156,11 @@ def test_videos_decode_with_decord(builds):
     folder = builds[0] / db.VIDEO_DATASET
     for p in sorted(folder.rglob("*.mp4")):
         reader = decord.VideoReader(str(p), ctx=decord.cpu(0))
-        assert len(reader) == db.VIDEO_FRAMES
+        assert len(reader) == video.VIDEO_FRAMES
         batch = reader.get_batch(list(range(len(reader))))
         # languagebind (imported by other tests) switches decord's global bridge to torch.
         frames = batch.asnumpy() if hasattr(batch, "asnumpy") else batch.numpy()
-        assert frames.shape == (db.VIDEO_FRAMES, 64, 64, 3)
+        assert frames.shape == (video.VIDEO_FRAMES, 64, 64, 3)
         assert not np.array_equal(frames[0], frames[-1])  # the digit moves
 
 
@@ -193,7 +194,7 @@ def test_readers_index_the_demo_layout(builds):
 
     root = builds[0]
     for name in db.DATASETS:
-        spec = DatasetSpec(name=name, modality=db.MODALITIES[name], path=name, split="test")
+        spec = DatasetSpec(name=name, modality=db.DATASET_MODALITIES[name], path=name, split="test")
         index = index_dataset(spec, root)
         assert index.classnames == list(db.CLASS_NAMES)  # from ROOT/<dataset>/classes.txt, digit order
         expected = sorted(r["sample_id"] for r in _manifest(root / name) if r["split"] == "test")
@@ -204,12 +205,12 @@ def test_readers_index_the_demo_layout(builds):
 def test_unknown_scale_and_missing_package_errors(tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match="unknown demo scale"):
         db.prepare_demo(tmp_path, scale="huge")
-    if (Path("/") / db.OPENCV_DIGITS).is_file():
+    if (Path("/") / sources.OPENCV_DIGITS).is_file():
         pytest.skip("opencv-doc is installed system-wide")
     real_which = shutil.which
-    monkeypatch.setattr(db, "_ensure_tool", lambda name, cache: Path("/usr/bin") / name)
-    monkeypatch.setattr(db, "_ensure_festival_voices", lambda cache: None)
-    monkeypatch.setattr(db.shutil, "which", lambda n, *a, **k: None if n == "apt-get" else real_which(n, *a, **k))
+    monkeypatch.setattr(sources, "_ensure_tool", lambda name, cache: Path("/usr/bin") / name)
+    monkeypatch.setattr(sources, "_ensure_festival_voices", lambda cache: None)
+    monkeypatch.setattr(sources.shutil, "which", lambda n, *a, **k: None if n == "apt-get" else real_which(n, *a, **k))
     with pytest.raises(DatasetError, match=r"opencv-doc.*apt-get download opencv-doc"):
         db.ensure_sources(tmp_path / "empty-cache")
 
@@ -217,7 +218,7 @@ def test_unknown_scale_and_missing_package_errors(tmp_path, monkeypatch):
 def test_constants():
     assert set(db.DEBIAN_PACKAGES) >= {"espeak-ng", "opencv-doc", "asterisk-core-sounds-en-wav"}
     assert len(db.CLASS_NAMES) == 10 and db.THERMAL_DATASET.endswith("-sim")
-    text = (Path(__file__).resolve().parents[1] / db.INSTALL_SCRIPT).read_text()
+    text = (Path(__file__).resolve().parents[1] / sources.INSTALL_SCRIPT).read_text()
     langs = text.split("LANGS=(", 1)[1].split(")", 1)[0].split()
     assert set(db.DEBIAN_PACKAGES) >= {"festival", "festvox-ru", "asterisk-prompt-it-menardi-wav"}
     for pkg in db.DEBIAN_PACKAGES:

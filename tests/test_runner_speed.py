@@ -55,8 +55,8 @@ def test_workers_give_identical_rows_and_still_skip_unreadable(checkpoints, phot
 def test_workers_default_and_validation():
     import torch
 
-    from rlbind_bench.errors import ConfigError
     from rlbind_bench.batching import resolve_workers
+    from rlbind_bench.errors import ConfigError
 
     assert resolve_workers(None, torch.device("cpu")) == 0
     assert 0 <= resolve_workers(None, torch.device("cuda")) <= 8
@@ -95,8 +95,8 @@ def test_bf16_classifier_keeps_float32_logits_and_gradients(checkpoints, photo_d
     from rlbind_bench.encoders.registry import load_encoder
     from rlbind_bench.modalities import get_handler
     from rlbind_bench.threats.base import AttackContext, Cell
-    from rlbind_bench.threats.spec import PGDSpec
     from rlbind_bench.threats.pgd import PGD
+    from rlbind_bench.threats.spec import PGDSpec
     from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
     enc = load_encoder(str(checkpoints["image"])).eval()

@@ -23,7 +23,7 @@ def test_zoo_model_ships_with_card_and_checksum(name):
 
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
-    from rlbind_bench.data.demo_builder import prepare_demo
+    from rlbind_bench.data.demo import prepare_demo
 
     root = tmp_path_factory.mktemp("demo")
     prepare_demo(root, scale="tiny")
@@ -59,7 +59,7 @@ def test_recipes_reproduce_the_zoo_backbone(tmp_path):
 
 @pytest.fixture(scope="module")
 def full_demo(tmp_path_factory):
-    from rlbind_bench.data.demo_builder import prepare_demo
+    from rlbind_bench.data.demo import prepare_demo
 
     root = tmp_path_factory.mktemp("demo-full")
     prepare_demo(root)  # the real demo benchmark (about a minute here)

@@ -12,7 +12,7 @@ from rlbind_bench.paths import default_data_root
 # "module:function" strings: a builder's module (and torch with it) is imported only when it is asked for.
 DATA_BUILDERS: dict[str, str] = {
     "photos": "rlbind_bench.data.photos:prepare_photos",
-    "demo": "rlbind_bench.data.demo_builder:prepare_demo",
+    "demo": "rlbind_bench.data.demo:prepare_demo",
 }
 
 

@@ -22,7 +22,6 @@ from rlbind_bench.modalities.registry import register_handler
 
 if TYPE_CHECKING:  # annotations only: both modules import this package, so a runtime import would be circular
     from rlbind_bench.data.readers import DatasetIndex
-    from rlbind_bench.encoders.base import BoundEncoder
 
 DEFAULT_CLIP_SECONDS = 5.0
 # Files probed for their length when a dataset declares no clip length.
@@ -65,7 +64,7 @@ def clip_samples(cfg: PreprocessConfig, clip_seconds: float) -> int:
     return round(clip_seconds * cfg.sample_rate)
 
 
-def audio_clip_seconds(index: DatasetIndex, encoder: BoundEncoder) -> float:
+def audio_clip_seconds(index: DatasetIndex) -> float:
     """The dataset's declared clip length, or the longest of (up to 64 of) its files."""
     if index.spec.clip_seconds:
         return float(index.spec.clip_seconds)
