@@ -34,7 +34,7 @@ from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.errors import ConfigError, UserError
 from rlbind_bench.files import slugify, write_json_atomic
 from rlbind_bench.hashing import config_hash
-from rlbind_bench.modalities.audio import audio_clip_seconds
+from rlbind_bench.modalities import get_handler
 from rlbind_bench.paths import default_data_root, user_cache_dir
 from rlbind_bench.progress import Progress
 from rlbind_bench.results.provenance import device_name, iso_time, provenance
@@ -149,7 +149,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     with Progress(req.progress and rank == 0) as progress:
         for spec in datasets:
             index = index_dataset(spec, data_root, n_samples)
-            hints = {"clip_seconds": audio_clip_seconds(index)} if spec.modality == "audio" else {}
+            hints = get_handler(spec.modality).input_hints(index)
             space = encoder.input_space(spec.modality, **hints)
             class_emb = build_class_embeddings(encoder, index.prompts, spec.template_list(),
                                                cache_dir=user_cache_dir() / "text")

@@ -7,7 +7,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch.utils.data import Dataset
 
 from rlbind_bench.config import DatasetSpec
@@ -141,11 +140,3 @@ class InputSpaceDataset(Dataset):
         except UnreadableSample as exc:
             return i, None, str(exc)
         return i, x, None
-
-
-def collate_skipping(batch):
-    ok = [(i, x) for i, x, _ in batch if x is not None]
-    bad = [(i, err) for i, x, err in batch if x is None]
-    idx = torch.tensor([i for i, _ in ok], dtype=torch.long)
-    xs = torch.stack([x for _, x in ok]) if ok else None
-    return idx, xs, bad

@@ -90,13 +90,19 @@ def _load_text_tower() -> tuple[nn.Module, object]:
     return model, tokenizer
 
 
+# PreprocessConfig once had an always-empty `extra` field. The serialised form keeps it, empty, so that the
+# committed zoo's manifests and fingerprints (which hash this form) stay what they were.
+_LEGACY_EMPTY = {"extra": {}}
+
+
 def _preprocess_to_json(cfg: PreprocessConfig) -> dict:
-    out = dataclasses.asdict(cfg)
+    out = {**dataclasses.asdict(cfg), **_LEGACY_EMPTY}
     out["mean"], out["std"] = list(cfg.mean), list(cfg.std)
     return out
 
 
 def _preprocess_from_json(raw: dict) -> PreprocessConfig:
+    raw = {k: v for k, v in raw.items() if not (k in _LEGACY_EMPTY and v == _LEGACY_EMPTY[k])}
     known = {f.name for f in dataclasses.fields(PreprocessConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:

@@ -155,9 +155,6 @@ class LanguageBindEncoder(BoundEncoder):
         parts = [f"{m}:{t.fingerprint}" for m, t in sorted(self._towers.items())] + [f"text:{self.text_source}"]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
-    def checkpoint_folders(self) -> dict[str, Path]:
-        return {m: t.folder for m, t in self._towers.items()}
-
     def save(self, folder: str | Path) -> Path:
         """One LanguageBind HF folder per tower (with its tokenizer files) + rlbind-model.json binding them."""
         folder = Path(folder)

@@ -46,6 +46,3 @@ for _name in DEMO_ZOO:
     register_model(ModelEntry(f"demo/{_name}", DESCRIPTIONS[_name], _trained(_name), source=f"zoo/demo/{_name}",
                               licence="Apache-2.0"))
 
-
-def demo_models() -> list[str]:
-    return [f"demo/{n}" for n in DEMO_ZOO]

@@ -85,6 +85,9 @@ class AudioHandler(ModalityHandler):
     name = "audio"
     file_suffixes = (".wav", ".flac", ".ogg", ".mp3")
 
+    def input_hints(self, index: DatasetIndex) -> dict:
+        return {"clip_seconds": audio_clip_seconds(index)}
+
     def input_space(self, cfg: PreprocessConfig, clip_seconds: float = DEFAULT_CLIP_SECONDS,
                     **hints) -> InputSpace:
         n = clip_samples(cfg, clip_seconds)

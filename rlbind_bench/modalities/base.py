@@ -7,7 +7,7 @@ them), never the other way round.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -64,8 +64,6 @@ class PreprocessConfig:
     audio_mean: float = -4.2677393
     audio_std: float = 4.5689974
     max_depth: float = 10.0
-    # Fields below describe the data, not the model: filled per dataset.
-    extra: dict = field(default_factory=dict)
 
 
 class Normalize(nn.Module):
@@ -99,6 +97,11 @@ class ModalityHandler(ABC):
 
     @abstractmethod
     def input_space(self, cfg: PreprocessConfig, **hints) -> InputSpace: ...
+
+    def input_hints(self, index) -> dict:
+        """What the input space depends on besides the model, read off a dataset index (audio: the clip
+        length); passed as ``**hints`` to `input_space` and `load`. Default: nothing."""
+        return {}
 
     @abstractmethod
     def load(self, path: Path, cfg: PreprocessConfig, **hints) -> torch.Tensor:
