@@ -61,7 +61,7 @@ def test_stage2_terms_hand_computed():
 
 
 def test_class_balanced_batches_share_classes():
-    from rlbind_bench.train.loop import class_balanced_batches
+    from rlbind_bench.train.data import class_balanced_batches
 
     ys = {"image": torch.arange(40) % 10, "audio": torch.arange(30) % 10}
     out = class_balanced_batches(ys, 16, 4, torch.Generator().manual_seed(0))
