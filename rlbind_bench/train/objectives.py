@@ -5,8 +5,8 @@ class-balanced batches, whether it trains on PGD inputs) and implements its loss
 train/losses.py. A new objective is one more class with `@register_objective(name)`: the trainer
 (train/loop.py) only asks the class, and `recipes.OBJECTIVES` lists the registry.
 
-Attack starts come from generators seeded per (seed, step, modality), like the batches, so a resumed run
-attacks exactly as an uninterrupted one.
+Attack starts come from generators seeded per (seed, step) and modality (stage 2: one per step, shared by
+the modalities in turn), like the batches, so a resumed run attacks exactly as an uninterrupted one.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from rlbind_bench.errors import ConfigError
 from rlbind_bench.threats.base import parse_number
 from rlbind_bench.train.objectives import OBJECTIVE_CLASSES
 
-OBJECTIVES = tuple(OBJECTIVE_CLASSES)  # registration order, as error messages list them
+# A live view of the registry (in registration order): an objective registered later is known here too.
+OBJECTIVES = OBJECTIVE_CLASSES.keys()
 TRAINABLE = ("tower", "projection", "lora")
 
 
