@@ -61,7 +61,7 @@ def test_stage2_terms_hand_computed():
 
 
 def test_class_balanced_batches_share_classes():
-    from rlbind_bench.train.loop import class_balanced_batches
+    from rlbind_bench.train.data import class_balanced_batches
 
     ys = {"image": torch.arange(40) % 10, "audio": torch.arange(30) % 10}
     out = class_balanced_batches(ys, 16, 4, torch.Generator().manual_seed(0))
@@ -275,3 +275,31 @@ def test_frame_augmentation_moves_every_frame_alike():
     a = augment("image", clip[:, 0], {"zoom": [0.6, 1.2], "translate": 0.2}, torch.Generator().manual_seed(5))
     b = augment("image", clip[:, 0], {"zoom": [0.6, 1.2], "translate": 0.2}, torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
+
+
+def test_a_registered_objective_trains_without_touching_the_loop(tmp_path):
+    """A new objective is one class: the recipe accepts its name and the Trainer runs its loss."""
+    from rlbind_bench.encoders.demo import build_demo_encoder
+    from rlbind_bench.train.data import TrainData
+    from rlbind_bench.train.loop import Trainer
+    from rlbind_bench.train.objectives import OBJECTIVE_CLASSES, Objective, register_objective
+    from rlbind_bench.train.recipes import OBJECTIVES, recipe_from_dict
+
+    @register_objective("test-clean-ce")
+    class CleanCE(Objective):
+        def modality_loss(self, m, x, y, g):
+            return F.cross_entropy(self.logits(self.encoder.encode(m, x), m), y)
+
+    try:
+        assert "test-clean-ce" in OBJECTIVES and CleanCE.name == "test-clean-ce"
+        encoder = build_demo_encoder(("image",), towers={"image": {"widths": [8, 16], "stem": 4}}, image_size=32)
+        g = torch.Generator().manual_seed(0)
+        data = TrainData(x={"image": torch.rand(8, 3, 32, 32, generator=g)}, y={"image": torch.arange(8) % 4},
+                         class_text={"image": F.normalize(torch.randn(4, 384, generator=g), dim=-1)},
+                         low_high={"image": (0.0, 1.0)})
+        recipe = recipe_from_dict({"name": "t", "objective": "test-clean-ce", "steps": 2, "batch_size": 4,
+                                   "optim": {"warmup": 1}}, "test")
+        rows = Trainer(encoder, recipe, data, tmp_path, progress=False).run()
+        assert [r["step"] for r in rows] == [0, 1] and all(math.isfinite(r["loss"]) for r in rows)
+    finally:
+        OBJECTIVE_CLASSES.pop("test-clean-ce", None)

@@ -174,3 +174,22 @@ class PGD(Attack):
             pred=logits.argmax(1).cpu(), margin=margins(logits, y).cpu(), attacked=todo.cpu(),
             perturbation_norm=per_sample_norm(x_final - x, cell.norm).cpu(),
             broken_by=["pgd" if b else "" for b in broken.tolist()], valid=finite_rows(logits).cpu())
+
+
+def pgd_maximise(loss_fn, x: torch.Tensor, *, eps: float, steps: int, step_size: float, low: float, high: float,
+                 random_init: bool, g: torch.Generator) -> torch.Tensor:
+    """L-inf PGD that maximises the scalar `loss_fn(x_adv)` (a training objective's inner loss); eps and
+    step_size in input-space units.
+
+    Unlike `pgd` it needs no labels and runs every step (the outer loss is taken at the last iterate, so
+    there is nothing to stop early for), and the random start is one draw for the whole batch from `g`: the
+    trainer seeds it per step, so a resumed run draws the same starts as an uninterrupted one.
+    """
+    delta = (torch.rand(x.shape, generator=g) * 2 - 1).to(x) * eps if random_init else torch.zeros_like(x)
+    x_adv = (x + delta).clamp(low, high).detach()
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        grad, = torch.autograd.grad(loss_fn(x_adv), x_adv)
+        with torch.no_grad():
+            x_adv = (x + project(x_adv + step_size * step_direction(grad, "Linf") - x, eps, "Linf")).clamp(low, high)
+    return x_adv.detach()

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlbind_bench.config import DatasetSpec, adhoc_dataset, load_datasets
+from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_datasets
+from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.errors import UserError
-from rlbind_bench.train.loop import Trainer, load_training_data
+from rlbind_bench.files import write_text_atomic
+from rlbind_bench.paths import default_data_root, user_cache_dir
+from rlbind_bench.results.provenance import git_hash
+
+# The evaluation's public entry point and its request type, nothing else of the runner.
+from rlbind_bench.runner import RunRequest, run_evaluation
+from rlbind_bench.train.data import load_training_data
+from rlbind_bench.train.loop import Trainer
 from rlbind_bench.train.recipes import Recipe, load_recipe, override
 
 
@@ -61,10 +71,6 @@ def stage_recipes(recipe: Recipe, overrides: dict | None = None) -> list[Recipe]
 
 
 def train(req: TrainRequest) -> dict:
-    from rlbind_bench.encoders.registry import load_encoder
-    from rlbind_bench.paths import default_data_root, user_cache_dir
-    from rlbind_bench.results.provenance import git_hash
-
     recipe = override(load_recipe(req.recipe), **req.overrides)
     encoder = load_encoder(req.init)
     specs = training_specs(req)
@@ -91,7 +97,7 @@ def train(req: TrainRequest) -> dict:
             "init": req.init, "data": {m: data.datasets[m] for m in data.x},
             "classes": data.classes, "n_train": {m: len(y) for m, y in data.y.items()}, "git": git_hash(),
             "seconds": round(time.time() - started, 1), "history": history}
-    (out / "training.json").write_text(json.dumps(card, indent=2, default=str))
+    write_text_atomic(out / "training.json", json.dumps(card, indent=2, default=str))
     write_model_card(out, card)
     return card
 
@@ -100,12 +106,6 @@ def validation_metrics(out: Path, req: TrainRequest) -> dict:
     """Clean accuracy of the trained model on the datasets' val split (named datasets only; never test)."""
     if not req.datasets:
         return {}
-    import shutil
-    import tempfile
-
-    from rlbind_bench.config import RunConfig
-    from rlbind_bench.runner import RunRequest, run_evaluation
-
     cfg = RunConfig(model=str(out), suite="clean", datasets=list(req.datasets), split="val", n_samples=200)
     scratch = Path(tempfile.mkdtemp(prefix="rlbind-val-"))
     try:
@@ -142,8 +142,8 @@ def write_model_card(out: Path, card: dict) -> None:
              f"| data | {data} |",
              f"| seed | {r['seed']} |", f"| git | {card['git']} |", f"| seconds | {card['seconds']} |", "",
              "## Stages", "", "| stage | steps | trained | first loss | last loss |", "|---|---|---|---|---|"]
-    for h in card["history"]:
-        lines.append(f"| {h['stage']} | {h['steps']} | {_trained(h)} | {h['first_loss']} | {h['last_loss']} |")
+    lines.extend(f"| {h['stage']} | {h['steps']} | {_trained(h)} | {h['first_loss']} | {h['last_loss']} |"
+                 for h in card["history"])
     if card.get("final_metrics"):
         lines += ["", "## Final metrics (clean, val split, up to 200 samples per dataset)", "",
                   "| modality/dataset | accuracy | 95% CI | n |", "|---|---|---|---|"]
@@ -151,4 +151,4 @@ def write_model_card(out: Path, card: dict) -> None:
             if isinstance(m, dict) and "val_accuracy" in m:
                 lines.append(f"| {key} | {m['val_accuracy']:.3f} | [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}] | {m['n']} |")
     lines += ["", "Full settings: `training.json`. Evaluate: `rlbind-bench run --model THIS_FOLDER`.", ""]
-    (out / "README.md").write_text("\n".join(lines))
+    write_text_atomic(out / "README.md", "\n".join(lines))

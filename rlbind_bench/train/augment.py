@@ -80,7 +80,7 @@ def _change_speed(w: torch.Tensor, factor: float, sample_rate: int) -> torch.Ten
     """Play `w` `factor` times faster (factor > 1: shorter, higher), same length out."""
     import torchaudio
 
-    new_rate = max(1000, int(round(sample_rate / factor / 100)) * 100)
+    new_rate = max(1000, round(sample_rate / factor / 100) * 100)
     if new_rate == sample_rate:
         return w
     return _fit(torchaudio.functional.resample(w, sample_rate, new_rate), w.shape[-1])

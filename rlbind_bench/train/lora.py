@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from rlbind_bench.encoders.base import BoundEncoder
+from rlbind_bench.encoders.loading import load_state_dict
 from rlbind_bench.errors import ConfigError
+from rlbind_bench.seeding import derived_seed
 from rlbind_bench.train.recipes import LoraSettings
 
 ADAPTER = "rlbind"  # not peft's "default": never collides with adapters a checkpoint's own config adds
@@ -30,11 +32,6 @@ ADAPTER_FILE = "lora.safetensors"
 def _matches(name: str, targets: Sequence[str]) -> bool:
     # peft's rule for a list of target_modules: the full name, or its last dotted parts.
     return any(name == t or name.endswith("." + t) for t in targets)
-
-
-def _seed(seed: int, modality: str) -> int:
-    digest = hashlib.sha256(f"{seed}|lora|{modality}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 def is_adapter_param(name: str) -> bool:
@@ -67,7 +64,7 @@ def attach(encoder: BoundEncoder, modalities: Sequence[str], settings: LoraSetti
         # Seeded per modality: the adapters' init (lora_A) must not depend on the global RNG or on which other
         # modalities are trained, or two runs of one recipe would differ from step 0.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed(seed, m))
+            torch.manual_seed(derived_seed(seed, "lora", m))
             try:
                 inject_adapter_in_model(config, encoder, adapter_name=ADAPTER)
             except (ValueError, TypeError) as exc:
@@ -147,8 +144,6 @@ def save_adapters(params: dict[str, nn.Parameter], path: Path) -> None:
 
 
 def load_adapters(params: dict[str, nn.Parameter], path: Path) -> None:
-    from rlbind_bench.encoders.loading import load_state_dict
-
     if not path.is_file():
         raise ConfigError(f"{path.parent} has no {path.name}: it was not written by a trainable: lora run "
                           "(train into another --out)")

@@ -46,9 +46,9 @@ def tecoa_loss(logits_adv: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def pmg_aft_loss(logits_adv: torch.Tensor, logits_orig_adv: torch.Tensor, logits_clean: torch.Tensor,
                  labels: torch.Tensor, alpha: float = 1.0, beta: float = 1.0) -> torch.Tensor:
     """PMG-AFT (Wang et al., CVPR 2024; PMG_AFT.py lines 728-738):
-    CE(adv) + α·KL(p_orig(x_adv) ‖ p(x_adv)) + β·KL(p(x_clean) ‖ p(x_adv)), written as the released code
+    CE(adv) + alpha·KL(p_orig(x_adv) ‖ p(x_adv)) + beta·KL(p(x_clean) ‖ p(x_adv)), as the released code
     computes it: nn.KLDivLoss(reduction="sum")(log_softmax(adv), softmax(target)), here divided by the batch
-    size so the weights do not depend on it (the code's α = β = 1 at batch 256 is α = β = 256 here; the
+    size so the weights do not depend on it (the code's alpha = beta = 1 at batch 256 is alpha = beta = 256 here; the
     recipe sets them)."""
     log_p = logits_adv.log_softmax(dim=1)
     b = logits_adv.shape[0]
@@ -75,7 +75,7 @@ def text_anchor_loss(emb_clean: torch.Tensor, emb_adv: torch.Tensor, class_text:
 
 
 def gaussian_mmd2(a: torch.Tensor, b: torch.Tensor, bandwidth: float = 0.5) -> torch.Tensor:
-    """Biased estimate of the squared MMD with k(u, v) = exp(-||u - v||² / (2σ²)) (Gretton et al., 2012)."""
+    """Biased estimate of the squared MMD with k(u, v) = exp(-||u - v||² / (2 sigma²)) (Gretton et al., 2012)."""
     def k(u, v):
         return torch.exp(-torch.cdist(u, v).pow(2) / (2 * bandwidth ** 2))
 

@@ -9,8 +9,10 @@ from pathlib import Path
 from rlbind_bench.config import build_dataclass, read_yaml
 from rlbind_bench.errors import ConfigError
 from rlbind_bench.threats.base import parse_number
+from rlbind_bench.train.objectives import OBJECTIVE_CLASSES
 
-OBJECTIVES = ("backbone", "fare", "tecoa", "pmg-aft", "rlbind-stage1", "rlbind-stage2")
+# A live view of the registry (in registration order): an objective registered later is known here too.
+OBJECTIVES = OBJECTIVE_CLASSES.keys()
 TRAINABLE = ("tower", "projection", "lora")
 
 
@@ -78,7 +80,7 @@ class Recipe:
     description: str = ""
 
     def __post_init__(self):
-        if self.objective not in OBJECTIVES + ("composite",):
+        if self.objective not in (*OBJECTIVES, "composite"):
             raise ValueError(f"unknown objective {self.objective!r} (known: {', '.join(OBJECTIVES)})")
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}")
