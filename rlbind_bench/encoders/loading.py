@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from rlbind_bench.errors import CheckpointError
 
@@ -46,9 +48,6 @@ def weights_file(folder: Path) -> Path:
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read weights without executing anything from the file."""
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
@@ -83,6 +82,7 @@ def resolve_checkpoint(ref: str) -> Path:
     if ref.count("/") != 1 or ref.startswith((".", "/", "~")):
         raise CheckpointError(f"checkpoint {ref} does not exist")
     try:
+        # huggingface_hub pulls in an HTTP stack; only hub ids need it, local folders never do.
         from huggingface_hub import snapshot_download
 
         local = snapshot_download(repo_id=ref, allow_patterns=HUB_ALLOW_PATTERNS,

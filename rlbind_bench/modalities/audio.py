@@ -36,7 +36,7 @@ class KaldiFbank(nn.Module):
         self.cfg = cfg
 
     def _one(self, wave: torch.Tensor) -> torch.Tensor:
-        import torchaudio
+        import torchaudio  # slow to import; see the module docstring
 
         cfg = self.cfg
         wave = wave - wave.mean()
@@ -68,7 +68,7 @@ def audio_clip_seconds(index: DatasetIndex) -> float:
     """The dataset's declared clip length, or the longest of (up to 64 of) its files."""
     if index.spec.clip_seconds:
         return float(index.spec.clip_seconds)
-    import soundfile as sf
+    import soundfile as sf  # see the module docstring
 
     longest = 0.0
     for sample in index.samples[:_PROBED_FILES]:
@@ -97,6 +97,7 @@ class AudioHandler(ModalityHandler):
 
     def load(self, path: Path, cfg: PreprocessConfig, clip_seconds: float = DEFAULT_CLIP_SECONDS,
              **hints) -> torch.Tensor:
+        # Slow to import; see the module docstring.
         import soundfile as sf
         import torchaudio
 
