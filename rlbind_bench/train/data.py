@@ -16,7 +16,7 @@ from rlbind_bench.config import DatasetSpec
 from rlbind_bench.data.readers import InputSpaceDataset, index_dataset
 from rlbind_bench.encoders.base import BoundEncoder
 from rlbind_bench.errors import UserError
-from rlbind_bench.runner import audio_clip_seconds
+from rlbind_bench.modalities import get_handler
 from rlbind_bench.zeroshot import build_class_embeddings
 
 
@@ -39,9 +39,7 @@ def load_training_data(encoder: BoundEncoder, specs: list[DatasetSpec], data_roo
     for spec in specs:
         encoder.require(spec.modality)
         index = index_dataset(spec, data_root, max_per_modality)
-        hints = {}
-        if spec.modality == "audio":
-            hints["clip_seconds"] = audio_clip_seconds(index, encoder)
+        hints = get_handler(spec.modality).input_hints(index)
         ds = InputSpaceDataset(index, encoder.preprocess_config(spec.modality), hints)
         xs, ys = [], []
         for i in range(len(ds)):
