@@ -161,7 +161,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             plan = [(a, c) for a in attacks for c in a.cells(spec.modality)]
             if not plan:
                 continue
-            base_cfg = {"model": cfg.model, "fingerprint": encoder.fingerprint(), "dataset": spec.name,
+            # The model enters by its content fingerprint, not its name or path: a copied checkpoint keeps its hashes.
+            base_cfg = {"fingerprint": encoder.fingerprint(), "dataset": spec.name,
                         "templates": spec.template_list(), "classes": index.prompts, "logit_scale": cfg.logit_scale,
                         "space": dataclasses.asdict(space), "seed": cfg.seed, **numeric_options}
             hashes = {c.key: config_hash({**base_cfg, **a.cell_config(c)}) for a, c in plan}

@@ -9,7 +9,7 @@ from rlbind_bench.errors import UserError
 
 
 def add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a hardened encoder: backbone, fare, tecoa, pmg-aft, rlbind-stage1/2, rlbind")
+    p = sub.add_parser("train", help="train a hardened encoder from a recipe (recipes/*.yaml: backbone, fare, tecoa, pmg-aft, rlbind, ...)")
     p.add_argument("--recipe", required=True, help="a name in recipes/ or a YAML path")
     p.add_argument("--init", required=True, help="model spec to start from (as for run --model)")
     p.add_argument("--out", type=Path, required=True)

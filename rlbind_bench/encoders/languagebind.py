@@ -19,9 +19,9 @@ from rlbind_bench import _compat
 from rlbind_bench.encoders.base import BoundEncoder
 from rlbind_bench.encoders.loading import (
     load_state_dict,
-    quick_fingerprint,
     read_config,
     resolve_checkpoint,
+    tower_fingerprint,
     weights_file,
 )
 from rlbind_bench.errors import CheckpointError
@@ -92,7 +92,7 @@ def load_languagebind_tower(ref: str, modality: str | None = None) -> LoadedTowe
         raise CheckpointError(f"{ref}: tensor shapes do not match the config for {bad[:3]}")
     model.load_state_dict(state, strict=True)
     model.eval()
-    return LoadedTower(modality, folder, model, preprocess_config(config.vision_config), quick_fingerprint(folder))
+    return LoadedTower(modality, folder, model, preprocess_config(config.vision_config), tower_fingerprint(folder))
 
 
 class LanguageBindEncoder(BoundEncoder):

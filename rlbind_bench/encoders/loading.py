@@ -16,6 +16,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from rlbind_bench.errors import CheckpointError
+from rlbind_bench.files import file_sha256, write_text_atomic
+from rlbind_bench.paths import user_cache_dir
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 HUB_ALLOW_PATTERNS = ["config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
@@ -62,13 +64,34 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def quick_fingerprint(folder: Path) -> str:
-    """sha256 of config.json + weight file size/mtime: cheap, changes whenever the weights change."""
+def cached_file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, cached by (absolute path, size, mtime) under the user cache: the weights are
+    hashed once, and a copied or re-downloaded checkpoint gets the same digest as the original."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = hashlib.sha256(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    entry = user_cache_dir() / "digests" / f"{key}.sha256"
+    try:
+        cached = entry.read_text().strip()
+        if len(cached) == 64:
+            return cached
+    except OSError:
+        pass
+    digest = file_sha256(path)
+    try:
+        write_text_atomic(entry, digest + "\n")
+    except OSError:  # an unwritable cache only costs the next run a re-hash
+        pass
+    return digest
+
+
+def tower_fingerprint(folder: Path) -> str:
+    """sha256 (16 hex) of config.json and the weights' content: independent of where the checkpoint lies, so
+    the rows' config_hash stays the same for a copied or re-downloaded checkpoint (the path goes to run.json)."""
     h = hashlib.sha256()
     h.update((folder / "config.json").read_bytes())
     w = weights_file(folder)
-    st = w.stat()
-    h.update(f"{w.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    h.update(f"{w.name}:{cached_file_sha256(w)}".encode())
     return h.hexdigest()[:16]
 
 

@@ -34,14 +34,15 @@ class Cell:
 
 @dataclass
 class BatchResult:
-    """Per-sample outcome of one cell on one batch (tensors on CPU, length B)."""
+    """Per-sample outcome of one cell on one batch (tensors on CPU, length B); each field becomes the row column
+    of the same name. `margins`, `finite_rows` and `per_sample_norm` below compute the usual ones."""
 
-    pred: torch.Tensor
-    margin: torch.Tensor
-    attacked: torch.Tensor
-    perturbation_norm: torch.Tensor
-    broken_by: list[str]
-    valid: torch.Tensor
+    pred: torch.Tensor  # int64 predicted class at the final input
+    margin: torch.Tensor  # logit[label] - max other logit at the final input
+    attacked: torch.Tensor  # bool: the attack ran on this sample (False: skipped, e.g. already wrong on clean input)
+    perturbation_norm: torch.Tensor  # ||x_final - x|| in the cell's norm (L2 where the cell has none)
+    broken_by: list[str]  # the (sub-)attack that flipped the prediction, "" if none
+    valid: torch.Tensor  # bool: the logits were finite
 
 
 @dataclass
@@ -95,7 +96,8 @@ class Attack(ABC):
 
     @abstractmethod
     def run(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cell: Cell,
-            ctx: AttackContext) -> BatchResult: ...
+            ctx: AttackContext) -> BatchResult:
+        """Called outside `torch.no_grad`; the model's parameters do not require gradients, inputs may."""
 
 
 def per_sample_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:

@@ -63,6 +63,10 @@ class ThreatSpec:
         d = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
+    def summary(self) -> str:
+        """One line for `rlbind-bench list threats`."""
+        return self.attack
+
 
 @dataclass(frozen=True)
 class CleanSpec(ThreatSpec):
@@ -89,6 +93,9 @@ class AdversarialSpec(ThreatSpec):
                 raise ConfigError(f"threat {self.name}: eps must be a non-negative number, got {e:g}")
         if self.steps < 0:
             raise ConfigError(f"threat {self.name}: steps must be >= 0")
+
+    def summary(self) -> str:
+        return f"{self.attack} {self.norm} eps={[round(e, 6) for e in self.eps]} steps={self.steps}"
 
     @classmethod
     def coerce(cls, data: dict, where: str) -> dict:
@@ -164,3 +171,7 @@ class CorruptionSpec(ThreatSpec):
         bad = [s for s in self.severities if s not in SEVERITIES]
         if bad:
             raise ConfigError(f"threat {self.name}: severities must be in 1..5, got {bad[0]}")
+
+    def summary(self) -> str:
+        names = ", ".join(self.corruptions) or "every corruption of the modality"
+        return f"{self.attack}: {names}; severities {list(self.severities)}"

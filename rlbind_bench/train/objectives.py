@@ -61,7 +61,7 @@ class Objective:
         total, parts = 0.0, {}
         for m, (x, y) in batches.items():
             part = self.modality_loss(m, x, y, seeded_generator(self.recipe.seed, step, "attack", m))
-            parts[f"loss_{m}"] = float(part)
+            parts[f"loss_{m}"] = float(part.detach())
             total = total + part
         return total / len(batches), parts
 
