@@ -61,7 +61,20 @@ def load_result_folder(path: Path) -> ResultFolder:
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"results folder {path} not found")
-    return ResultFolder(path, read_table(path / "summary.parquet"), read_run_json(path / "run.json"))
+    run = read_run_json(path / "run.json")
+    return ResultFolder(path, with_attack_kinds(read_table(path / "summary.parquet"), run), run)
+
+
+def with_attack_kinds(summary: pd.DataFrame, run: dict) -> pd.DataFrame:
+    """Rows of schema 1 know whether they are adversarial but not which attack ran ("" after the upgrade);
+    their run.json does (its threats' `attack:`)."""
+    unknown = summary["attack"] == ""
+    if not unknown.any():
+        return summary
+    attack_of = {t.get("name"): t.get("attack", "") for t in run.get("threats") or [] if isinstance(t, dict)}
+    summary = summary.copy()
+    summary.loc[unknown, "attack"] = [attack_of.get(t.split(":")[0], "") for t in summary.loc[unknown, "threat"]]
+    return summary
 
 
 @dataclass
