@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+# Documented in the README ("Exit codes"); CI scripts branch on them.
+EXIT_OK = 0  # success
+EXIT_FAILURE = 1  # `check` found a regression (or another failing cell)
+EXIT_USAGE = 2  # a user mistake: one line on stderr
+EXIT_INTERNAL = 3  # a bug or an unexpected environment failure: one line, --debug for the traceback
+EXIT_PIPE = 141  # stdout closed early (`| head`): the shell's code for SIGPIPE
+EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's code for SIGINT
 
 
 def console():

@@ -72,8 +72,12 @@ def add_check(sub) -> None:
     p.add_argument("--tolerance-pts", type=_tolerance, default=1.0, metavar="X",
                    help="allowed accuracy drop in percentage points (default 1.0)")
     p.add_argument("--alpha", type=_alpha, default=0.05, metavar="A",
-                   help="significance level of the drop (exact McNemar, paired); 1: any drop beyond the "
-                        "tolerance counts (default 0.05)")
+                   help="significance level over all compared cells (exact McNemar per cell when paired, "
+                        "adjusted by --correction); 1: any drop beyond the tolerance counts (default 0.05)")
+    p.add_argument("--correction", choices=["holm", "bh", "none"], default="holm",
+                   help="multiple-comparison correction over the compared cells: holm (default; the chance of "
+                        "any false regression <= alpha), bh (Benjamini-Hochberg; expected share of false ones "
+                        "among the flagged <= alpha) or none (each cell at alpha on its own)")
     p.add_argument("--junit", type=Path, default=None, metavar="PATH",
                    help="JUnit XML report (default: RESULTS/check-junit.xml)")
     p.set_defaults(func=cmd_check)
@@ -89,7 +93,7 @@ def cmd_check(args) -> int:
         raise UserError(f"results folder {args.results} not found")
     results = load_side(args.results, "results")
     baseline = load_side(args.baseline, "baseline", args.baseline_model)
-    report = compare(results, baseline, args.tolerance_pts, args.alpha)
+    report = compare(results, baseline, args.tolerance_pts, args.alpha, args.correction)
     term = console()
     term.print(rich_table(report))
     for note in report.notes:

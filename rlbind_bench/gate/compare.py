@@ -4,11 +4,19 @@ Cells are matched by (modality, dataset, threat, norm, eps, severity); model nam
 checkpoint against the published one). Per matched cell, with delta = results - baseline accuracy:
 
 - paired mode (both sides have samples.parquet): samples are matched by sample_id, over those valid on
-  both sides; ``regressed`` when the drop exceeds the tolerance (percentage points) *and* the exact McNemar
-  test on the per-sample ``correct`` gives p <= alpha (alpha = 1: every drop beyond the tolerance). The
-  table also shows the paired bootstrap 95% CI of delta.
-- unpaired mode (a side has only a summary): ``regressed`` when the drop exceeds the tolerance and the two
-  (1 - alpha) Wilson intervals do not overlap. Sample identity cannot be verified then; the report says so.
+  both sides; the cell's p-value is the exact McNemar test on the per-sample ``correct``. The table also
+  shows the paired bootstrap 95% CI of delta.
+- unpaired mode (a side has only a summary): the cell's p-value is the level at which the two Wilson
+  intervals touch (results.stats.wilson_overlap_p), so "p <= alpha" is "the (1 - alpha) intervals do not
+  overlap". Sample identity cannot be verified then; the report says so.
+
+``regressed`` when the drop exceeds the tolerance (percentage points) *and* the cell's p-value, adjusted
+over every compared cell, is <= alpha (alpha = 1: every drop beyond the tolerance). With ~100 cells a gate
+testing each at 0.05 on its own would raise ~5 false regressions on an unchanged model; the adjustment
+(``correction``: Holm by default, which bounds the chance of *any* false regression by alpha; ``bh``,
+Benjamini-Hochberg, which bounds the expected share of false ones among those flagged; ``none``) makes alpha
+a property of the whole check. The family is the cells that got a p-value and were not set aside as
+incomparable below.
 
 Statuses that fail the check (exit 1) besides ``regressed``: ``config-changed`` (the cell's attack and
 evaluation protocol differ, from run.json: threat settings, templates, classes, seed, logit scale; model
@@ -35,7 +43,14 @@ from rlbind_bench.hashing import config_hash
 from rlbind_bench.leaderboard.merge import eps_key, read_run_json
 from rlbind_bench.leaderboard.metrics import cell_label
 from rlbind_bench.results.schema import SCHEMA_VERSION
-from rlbind_bench.results.stats import mcnemar_exact, paired_bootstrap_diff, wilson_interval, z_for_alpha
+from rlbind_bench.results.stats import (
+    CORRECTIONS,
+    adjust_pvalues,
+    mcnemar_exact,
+    paired_bootstrap_diff,
+    wilson_interval,
+    wilson_overlap_p,
+)
 from rlbind_bench.results.store import read_table, table_schema_version
 
 MATCH_KEYS = ["modality", "dataset", "threat", "norm", "eps", "severity"]
@@ -168,7 +183,8 @@ class CellCheck:
     results_acc: float = math.nan
     delta_pts: float = math.nan  # results - baseline, percentage points
     ci_pts: tuple[float, float] | None = None  # paired bootstrap 95% CI of delta
-    p_value: float | None = None
+    p_value: float | None = None  # the cell's own test
+    p_adjusted: float | None = None  # after the report's correction over all compared cells
     n_baseline: int | None = None
     n_results: int | None = None
     note: str = ""
@@ -192,6 +208,7 @@ class Report:
     baseline: Side
     tolerance_pts: float
     alpha: float
+    correction: str = "holm"
     cells: list[CellCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -202,6 +219,11 @@ class Report:
     @property
     def exit_code(self) -> int:
         return 1 if self.failures else 0
+
+    @property
+    def n_tested(self) -> int:
+        """Cells in the correction's family (those with an adjusted p-value)."""
+        return sum(c.p_adjusted is not None for c in self.cells)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -216,7 +238,7 @@ def _keyed(frame: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
     return {tuple(k): g for k, g in frame.groupby(keys, sort=True, dropna=False)}
 
 
-def _paired(cell: CellCheck, r: pd.DataFrame, b: pd.DataFrame, tol: float, alpha: float) -> None:
+def _paired(cell: CellCheck, r: pd.DataFrame, b: pd.DataFrame) -> None:
     cell.mode = "paired"
     for side, frame in (("results", r), ("baseline", b)):
         if frame["sample_id"].duplicated().any():
@@ -243,11 +265,9 @@ def _paired(cell: CellCheck, r: pd.DataFrame, b: pd.DataFrame, tol: float, alpha
     boot = paired_bootstrap_diff(bc, rc, n_boot=2000, rng=np.random.default_rng(0))
     cell.ci_pts = (boot.low * 100, boot.high * 100)
     cell.p_value = mcnemar_exact(bc, rc).p_value
-    significant = cell.p_value <= alpha
-    cell.status = _verdict(cell.delta_pts, tol, significant)
 
 
-def _unpaired(cell: CellCheck, r, b, tol: float, alpha: float) -> None:
+def _unpaired(cell: CellCheck, r, b) -> None:
     cell.mode = "unpaired"
     cell.n_results, cell.n_baseline = int(r.n), int(b.n)
     cell.results_acc, cell.baseline_acc = float(r.accuracy), float(b.accuracy)
@@ -260,11 +280,7 @@ def _unpaired(cell: CellCheck, r, b, tol: float, alpha: float) -> None:
         cell.note = f"n {cell.n_results} vs baseline {cell.n_baseline}; not compared"
         return
     cell.delta_pts = (cell.results_acc - cell.baseline_acc) * 100
-    z = z_for_alpha(alpha)
-    r_lo, r_hi = wilson_interval(int(r.n_correct), int(r.n), z) if z > 0 else (cell.results_acc,) * 2
-    b_lo, b_hi = wilson_interval(int(b.n_correct), int(b.n), z) if z > 0 else (cell.baseline_acc,) * 2
-    significant = r_hi < b_lo if cell.delta_pts < 0 else r_lo > b_hi
-    cell.status = _verdict(cell.delta_pts, tol, significant)
+    cell.p_value = wilson_overlap_p(int(r.n_correct), int(r.n), int(b.n_correct), int(b.n))
 
 
 def _verdict(delta_pts: float, tol: float, significant: bool) -> str:
@@ -275,17 +291,29 @@ def _verdict(delta_pts: float, tol: float, significant: bool) -> str:
     return OK
 
 
-def compare(results: Side, baseline: Side, tolerance_pts: float = 1.0, alpha: float = 0.05) -> Report:
+def _decide(report: Report) -> None:
+    """Adjust the compared cells' p-values together, then give each its verdict."""
+    family = [c for c in report.cells if c.status == OK and c.p_value is not None]
+    adjusted = adjust_pvalues([c.p_value for c in family], report.correction)
+    for cell, p_adj in zip(family, adjusted, strict=True):
+        cell.p_adjusted = float(p_adj)
+        cell.status = _verdict(cell.delta_pts, report.tolerance_pts, cell.p_adjusted <= report.alpha)
+
+
+def compare(results: Side, baseline: Side, tolerance_pts: float = 1.0, alpha: float = 0.05,
+            correction: str = "holm") -> Report:
     if tolerance_pts < 0 or math.isnan(tolerance_pts):
         raise UserError("--tolerance-pts must be >= 0")
     if not 0 < alpha <= 1:
         raise UserError("--alpha must be in (0, 1]")
-    report = Report(results, baseline, tolerance_pts, alpha)
+    if correction not in CORRECTIONS:
+        raise UserError(f"--correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    report = Report(results, baseline, tolerance_pts, alpha, correction)
     paired = results.samples is not None and baseline.samples is not None
     if not paired:
         lacking = [s.role for s in (results, baseline) if s.samples is None]
         report.notes.append(f"no per-sample table for {' and '.join(lacking)}: summary-level, unpaired comparison "
-                            f"(drop beyond tolerance and non-overlapping {1 - alpha:.0%} Wilson intervals); "
+                            "(drop beyond tolerance and Wilson intervals that do not overlap at the corrected level); "
                             "sample identity not verified")
     verify_config = results.run is not None and baseline.run is not None
     if not verify_config:
@@ -310,9 +338,9 @@ def compare(results: Side, baseline: Side, tolerance_pts: float = 1.0, alpha: fl
             continue
         r_row, b_row = r_sum[key].iloc[0], b_sum[key].iloc[0]
         if paired and key in r_smp and key in b_smp:
-            _paired(cell, r_smp[key], b_smp[key], tolerance_pts, alpha)
+            _paired(cell, r_smp[key], b_smp[key])
         else:
-            _unpaired(cell, r_row, b_row, tolerance_pts, alpha)
+            _unpaired(cell, r_row, b_row)
         if verify_config:
             rp, bp = r_proto.get((dataset, r_row.config_hash)), b_proto.get((dataset, b_row.config_hash))
             if rp is None or bp is None:
@@ -322,4 +350,5 @@ def compare(results: Side, baseline: Side, tolerance_pts: float = 1.0, alpha: fl
                 cell.note = f"attack/protocol config differs (protocol {rp} vs baseline {bp}); not compared"
         if str(r_row.get("checks_failed", "") or ""):
             cell.note = "; ".join(x for x in (cell.note, f"sanity checks failed: {r_row.checks_failed}") if x)
+    _decide(report)
     return report

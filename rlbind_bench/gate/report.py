@@ -32,20 +32,32 @@ def _row(c: CellCheck) -> list[str]:
     delta = "—" if math.isnan(c.delta_pts) else f"{c.delta_pts:+.1f}"
     ci = "" if c.ci_pts is None else f"[{c.ci_pts[0]:+.1f}, {c.ci_pts[1]:+.1f}]"
     p = "" if c.p_value is None else f"{c.p_value:.3g}"
+    p_adj = "" if c.p_adjusted is None else f"{c.p_adjusted:.3g}"
     n = "" if c.n_results is None else str(c.n_results)
-    return [c.status, c.modality, c.dataset, c.label, _pct(c.baseline_acc), _pct(c.results_acc), delta, ci, p, n,
-            c.mode, c.note]
+    return [c.status, c.modality, c.dataset, c.label, _pct(c.baseline_acc), _pct(c.results_acc), delta, ci, p, p_adj,
+            n, c.mode, c.note]
 
 
-COLUMNS = ["status", "modality", "dataset", "cell", "baseline %", "results %", "Δ pts", "Δ 95% CI", "p", "n",
-           "mode", "note"]
+COLUMNS = ["status", "modality", "dataset", "cell", "baseline %", "results %", "Δ pts", "Δ 95% CI", "p", "p adj",
+           "n", "mode", "note"]
+NUMERIC = ("baseline %", "results %", "Δ pts", "p", "p adj", "n")
+FORMATTED = (*NUMERIC, "Δ 95% CI")  # written here from numbers, nothing from the results to escape
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+
+
+def significance(report: Report) -> str:
+    """What alpha means in this report, e.g. "alpha 0.05, Holm-adjusted over 12 cells"."""
+    if report.correction == "none":
+        return f"alpha {report.alpha:g} per cell, no multiple-comparison correction"
+    return f"alpha {report.alpha:g}, {CORRECTION_NAMES[report.correction]}-adjusted over {report.n_tested} cell(s)"
 
 
 def headline(report: Report) -> str:
     verdict = "FAIL" if report.failures else "PASS"
     counts = ", ".join(f"{v} {k}" for k, v in sorted(report.counts().items()))
     return (f"{verdict}: {len(report.cells)} cell(s) ({counts}); tolerance {report.tolerance_pts:g} pts, "
-            f"alpha {report.alpha:g}; results model {report.results.model}, baseline model {report.baseline.model}")
+            f"{significance(report)}; results model {report.results.model}, "
+            f"baseline model {report.baseline.model}")
 
 
 def rich_table(report: Report) -> Table:
@@ -53,7 +65,7 @@ def rich_table(report: Report) -> Table:
                NO_VALID: "magenta", IMPROVED: "green", NEW: "cyan", OK: "default"}
     table = Table(title="rlbind-bench check (accuracy %, results vs baseline)")
     for col in COLUMNS:
-        table.add_column(col, justify="right" if col in ("baseline %", "results %", "Δ pts", "p", "n") else "left")
+        table.add_column(col, justify="right" if col in NUMERIC else "left")
     for c in report.cells:
         cells = [escape(x) for x in _row(c)]
         cells[0] = f"[{colours.get(c.status, 'default')}]{cells[0]}[/]"
@@ -67,9 +79,9 @@ def markdown(report: Report) -> str:
     lines += [f"- note: {md_escape(n)}" for n in report.notes]
     lines += ["", "| " + " | ".join(md_escape(c) for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     order = sorted(report.cells, key=lambda c: (not c.failed, c.name))  # failures first
-    # Columns 4-9 are formatted numbers; the others may carry results' strings (dataset, threat, notes).
-    lines += ["| " + " | ".join(x if 4 <= i <= 9 else md_escape(x) for i, x in enumerate(_row(c))) + " |"
-              for c in order]
+    # The other columns may carry results' strings (dataset, threat, notes).
+    lines += ["| " + " | ".join(x if col in FORMATTED else md_escape(x) for col, x in zip(COLUMNS, _row(c), strict=True))
+              + " |" for c in order]
     return "\n".join(lines) + "\n"
 
 
@@ -86,6 +98,7 @@ def junit_xml(report: Report) -> bytes:
     props = ET.SubElement(suite, "properties")
     for name, value in (("results", report.results.path), ("baseline", report.baseline.path),
                         ("tolerance_pts", report.tolerance_pts), ("alpha", report.alpha),
+                        ("correction", report.correction), ("corrected_cells", report.n_tested),
                         ("results_model", report.results.model), ("baseline_model", report.baseline.model),
                         *(("note", n) for n in report.notes)):
         ET.SubElement(props, "property", name=name, value=_xml_text(value))

@@ -40,6 +40,88 @@ def z_for_alpha(alpha: float) -> float:
     return float(norm.ppf(1 - alpha / 2))
 
 
+def wilson_overlap_p(k_a: int, n_a: int, k_b: int, n_b: int) -> float:
+    """The alpha at which the (1 - alpha) Wilson intervals of k_a/n_a and k_b/n_b touch.
+
+    Wilson intervals are nested in their level (the acceptance region |p_hat - p| <= z sqrt(p(1-p)/n) grows
+    with z), so the intervals are disjoint exactly for alpha above this value: "non-overlapping (1 - alpha)
+    intervals" is "this value < alpha", a p-value that a multiple-comparison correction can take. It is
+    conservative (overlap of two intervals is a stricter criterion than a two-sample test). 1 when the two
+    proportions are equal, NaN when n_a or n_b is 0, 0 when the intervals stay apart up to z = 40.
+    """
+    if n_a == 0 or n_b == 0:
+        return math.nan
+    lo_side, hi_side = ((k_a, n_a), (k_b, n_b)) if k_a / n_a < k_b / n_b else ((k_b, n_b), (k_a, n_a))
+    if k_a / n_a == k_b / n_b:
+        return 1.0
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    def gap(z: float) -> float:  # > 0 while the intervals are disjoint; decreasing in z
+        return wilson_interval(*hi_side, z)[0] - wilson_interval(*lo_side, z)[1]
+
+    z_max = 40.0
+    if gap(z_max) > 0:
+        return 0.0
+    z_touch = brentq(gap, 0.0, z_max, xtol=1e-12)
+    return float(min(1.0, 2 * norm.sf(z_touch)))
+
+
+# ------------------------------------------------------------------------------ multiple comparisons
+CORRECTIONS = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini-Hochberg (false discovery rate)",
+               "none": "none (each cell at alpha on its own)"}
+
+
+def _pvalue_array(p_values) -> np.ndarray:
+    p = np.asarray(p_values, dtype=float).ravel()
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError("p-values must be numbers in [0, 1]")
+    return p
+
+
+def holm_adjust(p_values) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values, in the input order.
+
+    With p_(1) <= ... <= p_(m) sorted: adj_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)). Rejecting where
+    adj <= alpha controls the probability of any false regression over the m cells at alpha, under any
+    dependence between the cells (they share a model and samples, so independence cannot be assumed).
+    """
+    p = _pvalue_array(p_values)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def bh_adjust(p_values) -> np.ndarray:
+    """Benjamini-Hochberg (1995) step-up adjusted p-values, in the input order.
+
+    With p_(1) <= ... <= p_(m) sorted: adj_(i) = min_{j >= i} min(1, m p_(j) / j). Rejecting where
+    adj <= alpha bounds the expected fraction of false regressions among the flagged cells by alpha
+    (for independent or positively dependent tests); more flags than Holm, weaker guarantee.
+    """
+    p = _pvalue_array(p_values)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, m * p[order] / np.arange(1, m + 1))
+    out = np.empty(m)
+    out[order] = np.minimum.accumulate(scaled[::-1])[::-1]
+    return out
+
+
+def adjust_pvalues(p_values, method: str) -> np.ndarray:
+    """Adjusted p-values by `method`, one of CORRECTIONS: "holm", "bh" or "none" (a copy, unchanged)."""
+    if method == "holm":
+        return holm_adjust(p_values)
+    if method == "bh":
+        return bh_adjust(p_values)
+    if method == "none":
+        return _pvalue_array(p_values).copy()
+    raise ValueError(f"unknown correction {method!r} (known: {', '.join(CORRECTIONS)})")
+
+
 # ------------------------------------------------------------------------------------------ paired tests
 @dataclass(frozen=True)
 class McNemarResult:
