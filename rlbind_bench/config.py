@@ -171,6 +171,7 @@ class RunConfig:
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, else min(8, cores - 1)
     precision: str = "fp32"  # fp32 | bf16 (autocast around the encoder; logits stay float32)
     compile: bool = False  # torch.compile the zero-shot classifier
+    allow_large_eps: bool = False  # run eps budgets that cover the input box (refused otherwise)
 
 
 @dataclass

@@ -54,12 +54,13 @@ from rlbind_bench.threats.corruptions.cache import (
     has_prefetched,
     open_cache,
 )
-from rlbind_bench.threats.registry import build_attack
+from rlbind_bench.threats.registry import build_attack, check_eps_budget
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
 SHARD_SIZE = 256
-# Config fields that only change speed: left out of run_id (batch-dependent attacks keep a fixed batch size).
-SPEED_ONLY = ("batch_size", "device", "deterministic", "workers")
+# Config fields that do not change the numbers (speed, or a permission): left out of run_id (batch-dependent
+# attacks keep a fixed batch size).
+NOT_NUMERIC = ("batch_size", "device", "deterministic", "workers", "allow_large_eps")
 # Options that change the numbers, with their defaults. They enter run_id and every cell's config_hash only
 # when set, so runs made before the options existed keep their hashes.
 NUMERIC_OPTIONS = {"precision": "fp32", "compile": False}
@@ -136,7 +137,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     data_root = req.data_root or default_data_root()
     # Deterministic, so that a resumed run's parts carry the same run_id as an uninterrupted one.
     identity = {k: v for k, v in dataclasses.asdict(cfg).items()
-                if k not in SPEED_ONLY and NUMERIC_OPTIONS.get(k, _NO_DEFAULT) != v}
+                if k not in NOT_NUMERIC and NUMERIC_OPTIONS.get(k, _NO_DEFAULT) != v}
     run_id = config_hash({"config": identity, "fingerprint": encoder.fingerprint()})[:12]
     numeric_options = {k: getattr(cfg, k) for k, default in NUMERIC_OPTIONS.items() if getattr(cfg, k) != default}
     workers = resolve_workers(cfg.workers, device)
@@ -161,6 +162,10 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             plan = [(a, c) for a in attacks for c in a.cells(spec.modality)]
             if not plan:
                 continue
+            if not cfg.allow_large_eps:
+                for a, c in plan:
+                    if a.adversarial:
+                        check_eps_budget(c, space, f"threat {a.spec.name} on {spec.name}")
             # The model enters by its content fingerprint, not its name or path: a copied checkpoint keeps its hashes.
             base_cfg = {"fingerprint": encoder.fingerprint(), "dataset": spec.name,
                         "templates": spec.template_list(), "classes": index.prompts, "logit_scale": cfg.logit_scale,

@@ -201,21 +201,26 @@ def test_project_warnings_shown_named_noise_hidden(monkeypatch, capsys):
     assert err == ""
 
 
-def test_large_linf_eps_hint_reaches_the_user(tmp_path):
-    """The real "Linf eps >= 1 ... did you mean 4/255?" hint of an attacks/*.yaml reaches stderr through
-    the real CLI in a fresh process, as one `rlbind-bench:` line (a warning, or an error where large eps
-    are refused), never swallowed.
+def test_eps_in_wrong_units_is_refused_with_a_hint(checkpoints, photo_dir, tmp_path):
+    """`--eps 4` (meant: 4/255) through the real CLI in a fresh process: exit 2, one `rlbind-bench:` line
+    suggesting 4/255, no traceback and no result file; `--allow-large-eps` runs it.
 
-    Caught: the CLI's old `warnings.filterwarnings("ignore")` (exit 0, nothing on stderr)."""
-    (tmp_path / "attacks").mkdir()
-    spec = (ROOT / "attacks" / "linf-pgd.yaml").read_text().replace("eps: [1/255, 2/255, 4/255]", "eps: [4]")
-    assert "eps: [4]" in spec
-    (tmp_path / "attacks" / "big-pgd.yaml").write_text(spec)
-    proc = _python("from rlbind_bench.cli import main; raise SystemExit(main(['list', 'threats']))", cwd=tmp_path)
-    _, err = proc.communicate(timeout=120)
-    hint = [x for x in _lines(err) if "4/255" in x]
-    assert proc.returncode in (0, 2) and len(hint) == 1 and hint[0].startswith("rlbind-bench: "), err
-    assert "Traceback" not in err
+    Caught: the CLI's old `warnings.filterwarnings("ignore")` (exit 0, accuracy 0.000 and "checks ok"), and the
+    budget check disabled in the runner (exit 0)."""
+    argv = ["run", "--model", str(checkpoints["image"]), "--dataset-dir", f"image={photo_dir}", "--suite", "clean",
+            "--threats", "linf-pgd", "--eps", "4", "--steps", "1", "--n-samples", "2", "--no-progress"]
+    proc = _python("import sys; from rlbind_bench.cli import main; raise SystemExit(main(sys.argv[1:]))",
+                   *argv, "--out", str(tmp_path / "refused"), cwd=tmp_path)
+    _, err = proc.communicate(timeout=600)
+    lines = _lines(err)
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("rlbind-bench: "), err
+    assert "did you mean 4/255?" in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "refused" / "samples.parquet").exists()
+    proc = _python("import sys; from rlbind_bench.cli import main; raise SystemExit(main(sys.argv[1:]))",
+                   *argv, "--allow-large-eps", "--out", str(tmp_path / "allowed"), cwd=tmp_path)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "allowed" / "samples.parquet").is_file()
 
 
 def test_named_noise_matches_what_the_libraries_really_say():

@@ -62,11 +62,23 @@ def test_output_path_that_is_a_file(checkpoints, photo_dir, tmp_path, capsys):
     assert rc == 2 and "not writable" in err and len(err.strip().splitlines()) == 1
 
 
-def test_eps_in_wrong_units_warns():
-    from rlbind_bench.threats.registry import validate_eps
+def test_eps_budget_covering_the_box_is_refused():
+    """L-inf at half the range and L2 at the diameter are refused, just below both is not; the range is the
+    modality's (waveforms span 2). Caught: the check comparing against 1 instead of half the range."""
+    from rlbind_bench.errors import ConfigError
+    from rlbind_bench.modalities.base import InputSpace
+    from rlbind_bench.threats.base import Cell
+    from rlbind_bench.threats.registry import check_eps_budget
 
-    with pytest.warns(UserWarning, match="did you mean 4/255"):
-        validate_eps((4.0,), "Linf", "test")
+    image = InputSpace("image", (3, 2, 2), 0.0, 1.0, "")
+    audio = InputSpace("audio", (16,), -1.0, 1.0, "")
+    for cell, space in ((Cell("t", "Linf", 0.5), image), (Cell("t", "Linf", 1.0), audio),
+                        (Cell("t", "L2", 12 ** 0.5), image), (Cell("t", "L2", 8.0), audio)):
+        with pytest.raises(ConfigError, match="did you mean"):
+            check_eps_budget(cell, space, "t")
+    for cell, space in ((Cell("t", "Linf", 0.49), image), (Cell("t", "Linf", 0.99), audio),
+                        (Cell("t", "L2", 3.4), image), (Cell("t", "L2", 7.9), audio)):
+        check_eps_budget(cell, space, "t")
 
 
 def test_out_of_memory_backs_off_to_smaller_batches(checkpoints, photo_dir, tmp_path, monkeypatch):

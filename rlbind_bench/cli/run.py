@@ -47,6 +47,8 @@ def add_run(sub) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: the encoder under torch.autocast, logits in float32; changes the numbers, so it "
                         "enters run_id and config_hash")
+    p.add_argument("--allow-large-eps", action="store_true",
+                   help="run eps budgets that cover the input box (L-inf >= half its range, L2 >= its diameter)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the zero-shot classifier; recorded in run_id and config_hash")
     p.add_argument("--no-corruption-cache", action="store_true",
@@ -89,7 +91,8 @@ def cmd_run(args) -> int:
                         n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, seed=args.seed,
                         logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
                         steps=args.steps, deterministic=args.deterministic, split=args.split,
-                        workers=args.workers, precision=args.precision, compile=args.compile)
+                        workers=args.workers, precision=args.precision, compile=args.compile,
+                        allow_large_eps=args.allow_large_eps)
         out = base_out / slugify(name, fallback="model") if len(models) > 1 else base_out
         outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
                                             datasets_file=args.datasets_file, dataset_dirs=dirs,

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import importlib
 import math
-import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rlbind_bench.config import build_dataclass, read_yaml
 from rlbind_bench.errors import ConfigError
-from rlbind_bench.threats.base import Attack
+from rlbind_bench.threats.base import Attack, Cell
 from rlbind_bench.threats.clean import Clean
 from rlbind_bench.threats.spec import CleanSpec, ThreatSpec
+
+if TYPE_CHECKING:
+    from rlbind_bench.modalities.base import InputSpace
 
 ATTACKS: dict[str, type[Attack]] = {"clean": Clean}
 # Attack modules import torchattacks/pyautoattack/imagecorruptions (slow): imported on first use.
@@ -46,9 +49,22 @@ def validate_eps(eps: tuple[float, ...], norm: str, where: str) -> None:
     for e in eps:
         if not math.isfinite(e) or e < 0:
             raise ConfigError(f"{where}: eps must be a non-negative number, got {e:g}")
-        if norm == "Linf" and e >= 1:
-            warnings.warn(f"{where}: Linf eps {e:g} >= 1 covers the whole [0,1] box; did you mean {e:g}/255?",
-                          stacklevel=2)
+
+
+def check_eps_budget(cell: Cell, space: InputSpace, where: str) -> None:
+    """Refuse a budget that covers the input box, almost always an eps in the wrong units (4 for 4/255): an
+    L-inf eps of at least half the range, or an L2 eps of at least the box's diameter, lets the attack move any
+    input to any other, so the accuracy it reports says nothing (`--allow-large-eps` skips this check)."""
+    span = space.high - space.low
+    if cell.norm == "Linf" and cell.eps >= span / 2:
+        raise ConfigError(f"{where}: Linf eps {cell.eps:g} is at least half of the {space.modality} input range "
+                          f"[{space.low:g}, {space.high:g}]; did you mean {cell.eps:g}/255? "
+                          "(--allow-large-eps runs it anyway)")
+    diameter = span * math.sqrt(math.prod(space.shape))
+    if cell.norm == "L2" and cell.eps >= diameter:
+        raise ConfigError(f"{where}: L2 eps {cell.eps:g} is at least the diameter ({diameter:.4g}) of the "
+                          f"{space.modality} input box; did you mean {cell.eps:g}/255? "
+                          "(--allow-large-eps runs it anyway)")
 
 
 def attack_class(name: str, where: str = "threat") -> type[Attack]:
