@@ -104,3 +104,15 @@ def test_out_of_memory_backs_off_to_smaller_batches(checkpoints, photo_dir, tmp_
     cols = ["sample_id", "threat", "clean_pred", "pred", "correct", "perturbation_norm"]
     assert len(big.samples) == 24
     pd.testing.assert_frame_equal(big.samples[cols], small.samples[cols])
+
+
+def test_a_model_path_with_equals_and_commas_is_a_path(checkpoints, tmp_path):
+    """A checkpoint folder whose name holds '=' and ',' loads as that folder, not as MODALITY=PATH,...
+    Caught: the `"=" in spec` branch taken before looking at the file system ("bad model spec part")."""
+    import shutil
+
+    from rlbind_bench.encoders.registry import load_encoder
+
+    odd = tmp_path / "<img src=x>,image=y"
+    shutil.copytree(checkpoints["image"], odd)
+    assert load_encoder(str(odd)).modalities == load_encoder(str(checkpoints["image"])).modalities

@@ -71,3 +71,17 @@ def test_a_committed_schema_1_run_summarises_to_its_committed_summary():
     assert (merged["n_correct"] == merged["n_correct_committed"]).all()
     assert (merged["adversarial"] == (merged["norm"] != "")).all()
 
+
+
+def test_balanced_accuracy_is_the_mean_per_class_recall():
+    """An imbalanced cell: 8 samples of class 0 all right, 2 of class 1 both wrong, one invalid row.
+    accuracy 0.8, balanced accuracy (1 + 0) / 2 = 0.5. Caught: balanced accuracy computed over all rows
+    (0.8) and over invalid rows too."""
+    labels = [0] * 8 + [1] * 2 + [1]
+    frame = pd.DataFrame({"model": "m", "modality": "image", "dataset": "d", "threat": "clean", "attack": "clean",
+                          "adversarial": False, "norm": "", "eps": math.nan, "severity": 0, "config_hash": "h",
+                          "label": labels, "correct": [True] * 8 + [False] * 2 + [True],
+                          "valid": [True] * 10 + [False]})
+    row = summarise(frame).iloc[0]
+    assert row["n"] == 10 and row["accuracy"] == pytest.approx(0.8)
+    assert row["balanced_accuracy"] == pytest.approx(0.5)

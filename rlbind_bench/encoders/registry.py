@@ -125,10 +125,11 @@ def load_encoder(spec: str) -> BoundEncoder:
     """Build the encoder a spec names; user mistakes raise UserError subclasses."""
     if spec in MODELS:
         return MODELS[spec].build()
-    if "=" in spec:
+    path = Path(spec).expanduser()
+    # A spec naming an existing path is that path, even with '=' or ',' in it (a folder named "<img src=x>").
+    if "=" in spec and not path.exists():
         towers, text_from = parse_tower_spec(spec)
         return load_languagebind(towers, text_from=text_from, name=spec)
-    path = Path(spec).expanduser()
     if path.is_dir() and (path / MANIFEST).is_file():
         return _from_manifest(path)
     if path.is_dir() or (not path.exists() and spec.count("/") == 1 and not spec.startswith((".", "/", "~"))):

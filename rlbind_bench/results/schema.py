@@ -5,11 +5,14 @@ covers (a baseline's hashes would no longer match a new run's, so `check` must s
 instead of reporting a regression or silently matching nothing). Files of older versions stay readable:
 `results.store.read_table` upgrades them (UPGRADES below) and `check` refuses them as baselines.
 
-History: 1, the first schema. 2, typed threat specs (the hashed threat settings changed) and the attack kind
-as columns (`attack`, `adversarial`).
+History: 1, the first schema. 2, typed threat specs (the hashed threat settings changed), the attack kind as
+columns (`attack`, `adversarial`), the model by its weights' content in config_hash (not its path), and the
+summary's `balanced_accuracy`.
 """
 
 from __future__ import annotations
+
+import math
 
 import pyarrow as pa
 
@@ -57,6 +60,7 @@ SUMMARY_FIELDS = [
     ("n", pa.int64()),
     ("n_correct", pa.int64()),
     ("accuracy", pa.float64()),  # fraction in [0, 1]
+    ("balanced_accuracy", pa.float64()),  # mean per-class recall over the classes present
     ("ci_low", pa.float64()),  # 95% Wilson interval
     ("ci_high", pa.float64()),
     ("n_invalid", pa.int64()),
@@ -72,6 +76,8 @@ def _upgrade_from_1(frame):
     only cells with a severity) and adversarial attacks (the only cells with a norm). Which adversarial attack
     (pgd or autoattack) a schema-1 row ran is not in the rows: its `attack` is "" (run.json has it)."""
     frame = frame.copy()
+    if "accuracy" in frame.columns:  # a summary table: per-class recall is not in it (rerun to get it)
+        frame["balanced_accuracy"] = math.nan
     frame["adversarial"] = frame["norm"].fillna("") != ""
     frame["attack"] = ["clean" if t == "clean" else "corruptions" if s > 0 else ""
                        for t, s in zip(frame["threat"], frame["severity"], strict=True)]

@@ -1,4 +1,4 @@
-"""Per-cell summary of the sample rows: n, accuracy and its 95% Wilson interval."""
+"""Per-cell summary of the sample rows: n, accuracy and its 95% Wilson interval, balanced accuracy."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ def summarise(samples: pd.DataFrame, skipped: dict[str, list[str]] | None = None
             n, k = len(valid), int(valid["correct"].sum())
             lo, hi = wilson_interval(k, n)
             rec = dict(zip(GROUP_KEYS, key, strict=True))
-            rec.update(n=n, n_correct=k, accuracy=(k / n if n else math.nan), ci_low=lo, ci_high=hi,
+            # Mean per-class recall over the classes present: real sets (LLVIP) are imbalanced.
+            balanced = float(valid.groupby("label")["correct"].mean().mean()) if n else math.nan
+            rec.update(n=n, n_correct=k, accuracy=(k / n if n else math.nan), balanced_accuracy=balanced,
+                       ci_low=lo, ci_high=hi,
                        n_invalid=int((~grp["valid"]).sum()), n_skipped=len((skipped or {}).get(rec["dataset"], [])),
                        checks_failed="")
             rows.append(rec)
