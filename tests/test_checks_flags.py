@@ -86,15 +86,17 @@ def _summary() -> pd.DataFrame:
     rows = [("clean", "", math.nan, 0, 1.0), ("linf-pgd", "Linf", 1 / 255, 0, 0.6),
             ("linf-pgd", "Linf", 2 / 255, 0, 0.3), ("linf-pgd", "Linf", 4 / 255, 0, 0.1),
             ("corruptions:fog", "", math.nan, 3, 0.9)]
-    return pd.DataFrame([{"model": "m", "modality": "image", "dataset": "d", "threat": t, "norm": norm, "eps": eps,
-                          "severity": sev, "accuracy": acc} for t, norm, eps, sev, acc in rows])
+    kinds = {"clean": "clean", "linf-pgd": "pgd", "corruptions:fog": "corruptions"}
+    return pd.DataFrame([{"model": "m", "modality": "image", "dataset": "d", "threat": t, "attack": kinds[t],
+                          "adversarial": kinds[t] == "pgd", "norm": norm, "eps": eps, "severity": sev,
+                          "accuracy": acc} for t, norm, eps, sev, acc in rows])
 
 
 def _flags(model: nn.Module) -> tuple[set[str], dict]:
     torch.manual_seed(0)  # the noisy model's draws
     x, y = _batch(model)
     diag = probe_batch(model, x, y, 0.0, 1.0, norm="Linf")
-    out = apply_checks(_summary(), pd.DataFrame(), {"d": diag}, {"linf-pgd": "pgd", "corruptions": "corruptions"})
+    out = apply_checks(_summary(), pd.DataFrame(), {"d": diag})
     assert (out[~out["threat"].eq("linf-pgd")]["checks_failed"] == "").all()  # clean, corruptions: never
     per_cell = set(out[out["threat"] == "linf-pgd"]["checks_failed"])
     assert len(per_cell) == 1  # the probe's flags apply to every adversarial cell of the dataset
