@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rlbind_bench.cli.console import EXIT_OK, console
@@ -43,24 +44,23 @@ def cmd_leaderboard(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- check
-def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of percentage points, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
+def _number_in(what: str, accepts) -> Callable[[str], float]:
+    """An argparse type: a float that `accepts`, else one line naming what was expected."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError("must be in (0, 1]")
-    return value
+_tolerance = _number_in("a number of percentage points >= 0", lambda v: v >= 0)
+_alpha = _number_in("a number in (0, 1]", lambda v: 0 < v <= 1)
 
 
 def add_check(sub) -> None:
