@@ -177,19 +177,33 @@ class PGD(Attack):
 
 
 def pgd_maximise(loss_fn, x: torch.Tensor, *, eps: float, steps: int, step_size: float, low: float, high: float,
-                 random_init: bool, g: torch.Generator) -> torch.Tensor:
-    """L-inf PGD that maximises the scalar `loss_fn(x_adv)` (a training objective's inner loss); eps and
-    step_size in input-space units.
+                 random_init: bool, g: torch.Generator, norm: str = "Linf") -> torch.Tensor:
+    """PGD in the `norm` ball (Linf or L2) that maximises the scalar `loss_fn(x_adv)` (a training objective's
+    inner loss); eps and step_size in input-space units.
 
     Unlike `pgd` it needs no labels and runs every step (the outer loss is taken at the last iterate, so
     there is nothing to stop early for), and the random start is one draw for the whole batch from `g`: the
     trainer seeds it per step, so a resumed run draws the same starts as an uninterrupted one.
     """
-    delta = (torch.rand(x.shape, generator=g) * 2 - 1).to(x) * eps if random_init else torch.zeros_like(x)
+    if random_init:
+        delta = _batch_start(x, eps, norm, g)
+    else:
+        delta = torch.zeros_like(x)
     x_adv = (x + delta).clamp(low, high).detach()
     for _ in range(steps):
         x_adv.requires_grad_(True)
         grad, = torch.autograd.grad(loss_fn(x_adv), x_adv)
         with torch.no_grad():
-            x_adv = (x + project(x_adv + step_size * step_direction(grad, "Linf") - x, eps, "Linf")).clamp(low, high)
+            x_adv = (x + project(x_adv + step_size * step_direction(grad, norm) - x, eps, norm)).clamp(low, high)
     return x_adv.detach()
+
+
+def _batch_start(x: torch.Tensor, eps: float, norm: str, g: torch.Generator) -> torch.Tensor:
+    """A random start in the ball for the whole batch, from one generator: uniform in the L-inf cube, or a
+    uniform direction with a uniform radius in the L2 ball."""
+    if norm == "Linf":
+        return (torch.rand(x.shape, generator=g) * 2 - 1).to(x) * eps
+    d = torch.randn(x.shape, generator=g)
+    d = d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
+    radius = torch.rand(x.shape[0], generator=g).view(-1, *([1] * (x.dim() - 1))) * eps
+    return (d * radius).to(x)

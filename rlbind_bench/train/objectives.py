@@ -77,7 +77,8 @@ class Objective:
         low, high = self.data.low_high[m]
         eps, step_size = a.for_modality(m)
         return pgd_maximise(lambda z: self.attack_loss(m, z, y, ref), x, eps=eps, steps=a.steps,
-                            step_size=step_size, low=low, high=high, random_init=a.random_start, g=g)
+                            step_size=step_size, low=low, high=high, random_init=a.random_start, g=g,
+                            norm=a.norm)
 
     def scale(self, m: str) -> float:
         return min(LOGIT_SCALE, self.encoder.logit_scale(m))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rlbind_bench.config import build_dataclass, read_yaml
 from rlbind_bench.errors import ConfigError
-from rlbind_bench.threats.spec import parse_number
+from rlbind_bench.threats.spec import NORMS, parse_number
 from rlbind_bench.train.objectives import OBJECTIVE_CLASSES
 
 # A live view of the registry (in registration order): an objective registered later is known here too.
@@ -28,6 +28,10 @@ class AttackSettings:
     step_size: float = 1 / 255
     random_start: bool = True
     eps_by_modality: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.norm not in NORMS:
+            raise ConfigError(f"attack.norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
 
     def for_modality(self, modality: str) -> tuple[float, float]:
         eps = float(self.eps_by_modality.get(modality, self.eps))
