@@ -6,6 +6,7 @@ refuses any object that is not a tensor or a plain container. Remote code is ref
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -78,10 +79,8 @@ def cached_file_sha256(path: Path) -> str:
     except OSError:
         pass
     digest = file_sha256(path)
-    try:
+    with contextlib.suppress(OSError):  # an unwritable cache only costs the next run a re-hash
         write_text_atomic(entry, digest + "\n")
-    except OSError:  # an unwritable cache only costs the next run a re-hash
-        pass
     return digest
 
 

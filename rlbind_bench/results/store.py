@@ -79,11 +79,8 @@ def collect_skipped(parts_dir: Path, datasets: list[DatasetSpec]) -> dict[str, l
 
 
 def merge_parts(parts_dir: Path, datasets: list[DatasetSpec]) -> pd.DataFrame:
-    frames = []
-    for spec in datasets:
-        folder = parts_dir / slugify(spec.name)
-        for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-            frames.append(read_table(part))
+    folders = [parts_dir / slugify(spec.name) for spec in datasets]
+    frames = [read_table(part) for folder in folders if folder.is_dir() for part in sorted(folder.glob("*.parquet"))]
     if not frames:
         return pd.DataFrame(columns=SAMPLE_COLUMNS)
     merged = pd.concat(frames, ignore_index=True)

@@ -185,10 +185,7 @@ def pgd_maximise(loss_fn, x: torch.Tensor, *, eps: float, steps: int, step_size:
     there is nothing to stop early for), and the random start is one draw for the whole batch from `g`: the
     trainer seeds it per step, so a resumed run draws the same starts as an uninterrupted one.
     """
-    if random_init:
-        delta = _batch_start(x, eps, norm, g)
-    else:
-        delta = torch.zeros_like(x)
+    delta = _batch_start(x, eps, norm, g) if random_init else torch.zeros_like(x)
     x_adv = (x + delta).clamp(low, high).detach()
     for _ in range(steps):
         x_adv.requires_grad_(True)

@@ -113,7 +113,7 @@ def clipping(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarr
 @_audio("time_shift", "zero-filled shift by 5/10/20/30/40 % of the clip, direction drawn")
 def time_shift(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     n = x.size
-    shift = int(round(SHIFT_FRACTION[severity - 1] * n))
+    shift = round(SHIFT_FRACTION[severity - 1] * n)
     out = np.zeros_like(x)
     if shift >= n:
         return out
@@ -204,7 +204,7 @@ def pitch_shift(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.nd
     # the pitch moves by `ratio`.
     stretched = time_stretch(spec.numpy(), 1.0 / float(ratio), PITCH_HOP, PITCH_N_FFT)
     longer = torch.istft(torch.from_numpy(stretched), PITCH_N_FFT, PITCH_HOP, window=window,
-                         length=int(round(x.size * float(ratio)))).numpy()
+                         length=round(x.size * float(ratio))).numpy()
     y = signal.resample_poly(longer, up=ratio.denominator, down=ratio.numerator)
     return _fit_length(y, x.size)
 

@@ -57,10 +57,7 @@ def _frame_corruption(image_name: str):
     def fn(x: torch.Tensor, severity: int, rng: np.random.Generator, modality: str) -> torch.Tensor:
         _check_video(x)
         n_frames = x.shape[0]
-        if independent:
-            seeds = [child_seed(rng) for _ in range(n_frames)]
-        else:
-            seeds = [child_seed(rng)] * n_frames
+        seeds = [child_seed(rng) for _ in range(n_frames)] if independent else [child_seed(rng)] * n_frames
         frames = [apply_image_corruption(x[t], image_name, severity, np.random.default_rng(seeds[t]))
                   for t in range(n_frames)]
         if not frames:
