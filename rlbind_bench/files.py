@@ -1,4 +1,4 @@
-"""File helpers every layer uses: atomic writes, content digests, file-name-safe slugs.
+"""File helpers every layer uses: atomic writes (files and whole folders), content digests, file-name-safe slugs.
 
 Atomic means: a reader sees the old file or the whole new one, never a half-written one (temp file in the
 same folder, fsync, ``os.replace``), so a crash never leaves a truncated result or checkpoint behind.
@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -57,3 +59,26 @@ def slugify(text: str, fallback: str = "x") -> str:
     """A file-name-safe stem: [A-Za-z0-9._-] only, no leading dots, at most 80 characters."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")[:80]
     return slug or fallback
+
+
+@contextmanager
+def staged_dir(final: Path, stem: str) -> Iterator[Path]:
+    """A fresh folder ``<stem>.tmp-<pid>`` beside ``final`` to fill; when the block succeeds it replaces
+    ``final`` by renames (readers see the old folder or the whole new one, never a half-built one); when the
+    block fails it is removed and ``final`` is left as it was."""
+    tmp = final.parent / f"{stem}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if final.exists() or final.is_symlink():
+            old = final.parent / f"{stem}.tmp-old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -12,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlbind_bench.encoders.base import BoundEncoder
+from rlbind_bench.errors import ConfigError
+from rlbind_bench.files import atomic_write
 
 DEFAULT_LOGIT_SCALE = 100.0  # LanguageBind's and CLIP_benchmark's zero-shot scale
 
@@ -26,8 +27,6 @@ def build_class_embeddings(encoder: BoundEncoder, classnames: list[str], templat
                            cache_dir: Path | None = None, batch_size: int = 256) -> torch.Tensor:
     """[C, D]: per class, the renormalised mean of the normalised template embeddings (CLIP's recipe)."""
     if not templates or any("{}" not in t for t in templates):
-        from rlbind_bench.errors import ConfigError
-
         raise ConfigError("every template must contain '{}' where the class name goes")
     cache_file = None
     if cache_dir is not None:
@@ -44,10 +43,7 @@ def build_class_embeddings(encoder: BoundEncoder, classnames: list[str], templat
     emb = F.normalize(torch.cat(chunks), dim=-1).view(len(classnames), len(templates), -1)
     weights = F.normalize(emb.mean(dim=1), dim=-1)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-        torch.save(weights, tmp)
-        os.replace(tmp, cache_file)
+        atomic_write(cache_file, lambda fh: torch.save(weights, fh))
     return weights
 
 

@@ -13,8 +13,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import torch
 from rlbind_bench.encoders.base import BoundEncoder
 from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.errors import ConfigError, UserError
+from rlbind_bench.files import staged_dir
 from rlbind_bench.seeding import seeded_generator
 from rlbind_bench.train import lora
 from rlbind_bench.train.augment import augment
@@ -136,10 +135,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ checkpoints
     def _checkpoint(self) -> None:
-        final = self.out / "checkpoint"
-        tmp = self.out / f".checkpoint.tmp{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        self.out.mkdir(parents=True, exist_ok=True)
+        with staged_dir(self.out / "checkpoint", ".checkpoint") as tmp:
+            self._write_checkpoint(tmp)
+
+    def _write_checkpoint(self, tmp: Path) -> None:
         with lora.merged(self.encoder) if self.lora_params else contextlib.nullcontext():
             self.encoder.save(tmp / "model")
         state = {"step": self.step, "recipe": dataclasses.asdict(self.recipe)}
@@ -148,12 +148,6 @@ class Trainer:
             state["lora_base_sha256"] = self._lora_base_digest()
         torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps(state, default=str))
-        old = self.out / ".checkpoint.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
 
     def _lora_base_digest(self) -> str:
         if self._lora_base is None:  # the base is frozen: hashed once per run

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlbind_bench.data.demo import audio, image, thermal, video
-from rlbind_bench.data.demo.publish import staged_dir, summary_counts, verify_dataset, write_metadata
+from rlbind_bench.data.demo.publish import summary_counts, verify_dataset, write_metadata
 from rlbind_bench.data.demo.sources import default_sources_cache, ensure_sources
 from rlbind_bench.data.demo.spec import (
     AUDIO_DATASET,
@@ -25,6 +25,7 @@ from rlbind_bench.data.demo.spec import (
     Row,
 )
 from rlbind_bench.errors import DatasetError
+from rlbind_bench.files import staged_dir
 
 log = logging.getLogger(__name__)
 

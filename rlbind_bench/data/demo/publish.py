@@ -10,17 +10,13 @@ Beside the samples (``<split>/<class>/<file>``), each dataset folder holds::
 
 Idempotence: a dataset whose ``build.json`` matches the request and whose ``checksums.sha256`` verifies (no
 file missing, changed or extra) is skipped; otherwise it is built in a temporary folder next to it and
-renamed into place (:func:`staged_dir`).
+renamed into place (:func:`rlbind_bench.files.staged_dir`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from rlbind_bench.data.demo.spec import CLASS_NAMES, DATASET_MODALITIES, SPLITS, BuildContext, Row
@@ -31,29 +27,6 @@ BUILDER_VERSION = 2
 # The module that first published the demo data. It is written into build.json, so renaming it would change
 # every dataset's bytes and checksums; verify_dataset does not read it.
 BUILDER_NAME = "rlbind_bench.data.demo_builder"
-
-
-@contextmanager
-def staged_dir(final: Path, stem: str) -> Iterator[Path]:
-    """A fresh folder ``<stem>.tmp-<pid>`` beside ``final`` to fill; when the block succeeds it replaces
-    ``final`` by renames (readers see the old folder or the whole new one, never a half-built one); when the
-    block fails it is removed and ``final`` is left as it was."""
-    tmp = final.parent / f"{stem}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = None
-        if final.exists() or final.is_symlink():
-            old = final.parent / f"{stem}.tmp-old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _counts(rows: list[Row]) -> dict[str, dict[str, int]]:

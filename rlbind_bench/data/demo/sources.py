@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rlbind_bench.data.demo.publish import staged_dir
 from rlbind_bench.errors import DatasetError
+from rlbind_bench.files import staged_dir
 
 log = logging.getLogger(__name__)
 

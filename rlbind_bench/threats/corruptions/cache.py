@@ -38,6 +38,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+# `corruptions.corrupt` is looked up on the package at call time, so that tests can count the calls.
+from rlbind_bench.threats import corruptions
+
 CACHED_MODALITIES = ("image", "thermal", "depth", "audio")
 MAGIC = b"RLBCORR1"
 FORMAT = 1
@@ -177,9 +180,6 @@ class CorruptionCache:
 
     def ensure(self, modality: str, sample_id: str, x: torch.Tensor, variants: list[Variant]) -> dict[Variant, str]:
         """Make (or find) every variant of one clean input on disk; variant -> key for those that are there."""
-        # Looked up on the package at call time, so that tests can count the calls.
-        from rlbind_bench.threats import corruptions
-
         fingerprint = input_fingerprint(x)
         x = x.contiguous()
         refs = {}
@@ -215,8 +215,6 @@ class CorruptingDataset(Dataset):
             return i, x, err, {}
         sample_id = self.index.samples[i].sample_id
         if self.in_memory:
-            from rlbind_bench.threats import corruptions
-
             return i, x, err, {v: corruptions.corrupt(self.index.spec.modality, v.name, v.severity, x, seed=v.seed,
                                                       sample_id=sample_id) for v in self.variants}
         return i, x, err, self.cache.ensure(self.index.spec.modality, sample_id, x, self.variants)

@@ -41,6 +41,7 @@ import skimage.util
 import torch
 from PIL import Image
 
+from rlbind_bench import _compat
 from rlbind_bench.threats.corruptions.base import child_seed, register
 
 IMAGE_MODALITIES = ("image", "thermal", "depth")
@@ -89,8 +90,6 @@ class _Proxy:
 
 
 def _library() -> ModuleType:
-    from rlbind_bench import _compat
-
     with warnings.catch_warnings():
         # imagecorruptions imports pkg_resources, which warns about its own deprecation on import.
         warnings.simplefilter("ignore", UserWarning)
