@@ -55,7 +55,9 @@ class TinyBackend(BoundEncoder):
 def test_backend_written_to_the_base_class(tmp_path):
     enc = TinyBackend()
     space = enc.input_space("image")
-    assert isinstance(space, InputSpace) and space.shape == (3, 8, 8) and (space.low, space.high) == (0.0, 1.0)
+    assert isinstance(space, InputSpace)
+    assert space.shape == (3, 8, 8)
+    assert (space.low, space.high) == (0.0, 1.0)
     assert enc.encode("image", torch.rand(2, *space.shape)).shape == (2, 4)
     with pytest.raises(UserError, match="no 'audio' tower"):
         enc.input_space("audio")

@@ -34,13 +34,16 @@ def _probe(model):
 
 def test_probe_clean_model_passes():
     d = _probe(Linear())
-    assert d["zero_grad_fraction"] == 0 and not d["randomized_output"] and d["large_eps_accuracy"] <= 0.1
+    assert d["zero_grad_fraction"] == 0
+    assert not d["randomized_output"]
+    assert d["large_eps_accuracy"] <= 0.1
     assert d["accuracy_20_steps"] <= d["accuracy_5_steps"]
 
 
 def test_probe_flags_masking_and_randomness():
     masked = _probe(Linear(masked=True))
-    assert masked["zero_grad_fraction"] == 1.0 and masked["large_eps_accuracy"] > 0.1
+    assert masked["zero_grad_fraction"] == 1.0
+    assert masked["large_eps_accuracy"] > 0.1
     assert _probe(Linear(noisy=True))["randomized_output"]
 
 

@@ -114,11 +114,12 @@ def test_plain_linear_model_raises_nothing():
     the large eps not scaled (`LARGE_EPS[norm] / 100`: PGD at eps 0.003 leaves the model mostly right)."""
     flags, diag = _flags(Linear())
     assert flags == set(), diag
-    assert diag["large_eps_accuracy"] == 0 and diag["zero_grad_fraction"] == 0
+    assert diag["large_eps_accuracy"] == 0
+    assert diag["zero_grad_fraction"] == 0
     assert diag["accuracy_20_steps"] <= diag["accuracy_5_steps"]
 
 
-@pytest.mark.parametrize("model,flag", [
+@pytest.mark.parametrize(("model", "flag"), [
     (Noisy(), "randomized_output"),
     (Quantised(), "zero_gradients"),
     (Confident(), "large_eps_not_zero"),

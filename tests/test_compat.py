@@ -135,4 +135,5 @@ def test_with_shims_everything_works(tmp_path, checkpoints):
     y = model(x).argmax(1)
     adv = AutoAttack(model, norm="Linf", eps=1 / 255, version="custom", attacks_to_run=["apgd-ce"],
                      device="cpu").run_standard_evaluation(x, y, bs=4)
-    assert adv.shape == x.shape and (adv - x).abs().max() <= 1 / 255 + 1e-6
+    assert adv.shape == x.shape
+    assert (adv - x).abs().max() <= 1 / 255 + 1e-6

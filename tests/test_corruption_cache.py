@@ -45,7 +45,8 @@ def _entries(root):
 def test_second_run_reads_the_cache_with_identical_rows(checkpoints, photo_dir, tmp_path, monkeypatch, counted):
     monkeypatch.setenv("RLBIND_CACHE_DIR", str(tmp_path / "cache"))
     first = _run(checkpoints, photo_dir, tmp_path / "a")
-    assert len(counted) == 12 * 3 and len(_entries(tmp_path / "cache")) == 12 * 3
+    assert len(counted) == 12 * 3
+    assert len(_entries(tmp_path / "cache")) == 12 * 3
     counted.clear()
     second = _run(checkpoints, photo_dir, tmp_path / "b")
     assert counted == []  # every corrupted input came from the cache
@@ -82,7 +83,7 @@ def test_broken_entries_are_made_again(checkpoints, photo_dir, tmp_path, monkeyp
     assert not list((tmp_path / "cache").rglob("*.tmp"))
 
 
-@pytest.mark.parametrize("values,dtype", [
+@pytest.mark.parametrize(("values", "dtype"), [
     (torch.arange(256, dtype=torch.float64).div(255).float(), "uint8"),
     (torch.tensor([0.0, 0.5, 1.0]), "float32"),  # 0.5 is not k/255
     (torch.tensor([-0.0, 1.0]), "float32"),  # -0.0 would come back as +0.0
@@ -95,7 +96,8 @@ def test_values_round_trip_bit_for_bit(tmp_path, values, dtype):
     assert cache.store("ab" + "0" * 62, values)
     back = cache.load("ab" + "0" * 62, tuple(values.shape))
     assert cc.encode(values)[0] == dtype
-    assert back.dtype == torch.float32 and torch.equal(back.view(torch.int32), values.view(torch.int32))
+    assert back.dtype == torch.float32
+    assert torch.equal(back.view(torch.int32), values.view(torch.int32))
     assert cache.load("ab" + "0" * 62, (1, *values.shape)) is None  # a different shape is a different input
     assert cache.load("cd" + "0" * 62, tuple(values.shape)) is None
 
@@ -119,7 +121,8 @@ def test_unwritable_cache_warns_and_corrupts_in_process(checkpoints, photo_dir, 
     monkeypatch.setenv("RLBIND_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.warns(UserWarning, match="not writable"):
         rows = _run(checkpoints, photo_dir, tmp_path / "a")
-    assert len(counted) == 12 * 3 and len(rows) == 12 * 4
+    assert len(counted) == 12 * 3
+    assert len(rows) == 12 * 4
 
 
 def test_audio_is_cached_as_float32_with_identical_rows(checkpoints, real_wav_dir, tmp_path, monkeypatch, counted):

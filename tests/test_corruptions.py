@@ -89,15 +89,18 @@ def _numpy_state_equal(a, b) -> bool:
 
 def test_corruptions_per_modality():
     image = list_corruptions("image")
-    assert len(image) == 19 and {"gaussian_noise", "glass_blur", "fog", "saturate", "spatter"} <= set(image)
+    assert len(image) == 19
+    assert {"gaussian_noise", "glass_blur", "fog", "saturate", "spatter"} <= set(image)
     assert list_corruptions("thermal") == image == list_corruptions("depth")
     assert list_corruptions("audio") == ["white_noise", "colored_noise", "clipping", "time_shift", "telephone",
                                          "speed", "pitch_shift", "reverb"]
     video = list_corruptions("video")
     assert {"frame_drop", "frame_jitter", "frame_shuffle", "blockiness", "frame_fog"} <= set(video)
-    assert "frame_glass_blur" not in video and len(video) == 22
+    assert "frame_glass_blur" not in video
+    assert len(video) == 22
     for name, c in CORRUPTIONS.items():
-        assert c.name == name and c.family in ("noise", "blur", "weather", "digital", "temporal", "audio")
+        assert c.name == name
+        assert c.family in ("noise", "blur", "weather", "digital", "temporal", "audio")
 
 
 def test_stable_hash_is_sha256_based():
@@ -119,12 +122,15 @@ def test_every_severity_keeps_shape_dtype_range(samples, modality, name):
     low = -1.0 if modality == "audio" else 0.0
     for severity in range(1, 6):
         out = corrupt(modality, name, severity, x, seed=0, sample_id="sample-0")
-        assert out.shape == x.shape and out.dtype == torch.float32
+        assert out.shape == x.shape
+        assert out.dtype == torch.float32
         assert torch.isfinite(out).all()
-        assert out.min() >= low and out.max() <= 1.0
+        assert out.min() >= low
+        assert out.max() <= 1.0
         if modality in ("thermal", "depth"):
             # grey in, grey out: no colour corruption may invent colour
-            assert torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])
+            assert torch.equal(out[0], out[1])
+            assert torch.equal(out[1], out[2])
 
 
 # Corruptions whose output must change with the sample id / seed (those drawing noise every time).
@@ -173,10 +179,13 @@ def test_batch_invariance(samples, modality, name):
               corrupt(modality, name, 4, b, seed=3, sample_id="id-b")]
     ab = corrupt_batch(modality, name, 4, torch.stack([a, b]), seed=3, sample_ids=["id-a", "id-b"])
     ba = corrupt_batch(modality, name, 4, torch.stack([b, a]), seed=3, sample_ids=["id-b", "id-a"])
-    assert torch.equal(ab[0], single[0]) and torch.equal(ab[1], single[1])
-    assert torch.equal(ba[1], ab[0]) and torch.equal(ba[0], ab[1])
+    assert torch.equal(ab[0], single[0])
+    assert torch.equal(ab[1], single[1])
+    assert torch.equal(ba[1], ab[0])
+    assert torch.equal(ba[0], ab[1])
     trio = corrupt_batch(modality, name, 4, torch.stack([b, b, a]), seed=3, sample_ids=["x", "id-b", "id-a"])
-    assert torch.equal(trio[1], single[1]) and torch.equal(trio[2], single[0])
+    assert torch.equal(trio[1], single[1])
+    assert torch.equal(trio[2], single[0])
 
 
 def test_global_rngs_untouched_and_library_restored(samples):
@@ -192,7 +201,9 @@ def test_global_rngs_untouched_and_library_restored(samples):
     assert _numpy_state_equal(np_before, np.random.get_state())
     assert torch.equal(torch_before, torch.get_rng_state())
     lib = importlib.import_module("imagecorruptions.corruptions")
-    assert lib.np is np and lib.sk is skimage and "print" not in vars(lib)
+    assert lib.np is np
+    assert lib.sk is skimage
+    assert "print" not in vars(lib)
 
 
 def test_global_seed_does_not_leak_into_output(images):
@@ -278,9 +289,13 @@ def test_temporal_corruptions_only_move_frames(videos):
         assert all(any(torch.equal(frame, src) for src in clip) for frame in out), name
     rng = np.random.default_rng(0)
     index = drop_index(8, 5, rng)
-    assert index[0] == 0 and (np.diff(index) >= 0).all() and len(set(index.tolist())) == 8 - 5
+    assert index[0] == 0
+    assert (np.diff(index) >= 0).all()
+    assert len(set(index.tolist())) == 8 - 5
     order = shuffle_index(8, 2, np.random.default_rng(0))  # windows of 3: [0-2], [3-5], [6-7]
-    assert sorted(order[:3]) == [0, 1, 2] and sorted(order[3:6]) == [3, 4, 5] and sorted(order[6:]) == [6, 7]
+    assert sorted(order[:3]) == [0, 1, 2]
+    assert sorted(order[3:6]) == [3, 4, 5]
+    assert sorted(order[6:]) == [6, 7]
 
 
 def test_thermal_colour_corruptions_stay_grey_and_noise_keeps_strength(images, greys):

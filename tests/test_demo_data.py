@@ -60,9 +60,12 @@ def test_layout_classes_manifest_splits(builds):
         assert list(rows[0]) == ["sample_id", "split", "label", "class_name", "source", "licence"]
         for r in rows:
             split, cls, _ = r["sample_id"].split("/")
-            assert split == r["split"] and cls == r["class_name"] == db.CLASS_NAMES[int(r["label"])]
-            assert r["sample_id"].endswith(SUFFIX[name]) and (folder / r["sample_id"]).is_file()
-            assert r["source"] and r["licence"]
+            assert split == r["split"]
+            assert cls == r["class_name"] == db.CLASS_NAMES[int(r["label"])]
+            assert r["sample_id"].endswith(SUFFIX[name])
+            assert (folder / r["sample_id"]).is_file()
+            assert r["source"]
+            assert r["licence"]
         on_disk = {p.relative_to(folder).as_posix() for s in db.SPLITS for p in (folder / s).rglob("*") if p.is_file()}
         assert on_disk == {r["sample_id"] for r in rows}
         for split in db.SPLITS:
@@ -91,7 +94,8 @@ def test_image_files_are_rgb_64(builds):
     root = builds[0]
     for p in sorted((root / db.IMAGE_DATASET).rglob("*.png"))[:40]:
         with Image.open(p) as img:
-            assert img.mode == "RGB" and img.size == (64, 64)
+            assert img.mode == "RGB"
+            assert img.size == (64, 64)
 
 
 def test_thermal_is_simulated_greyscale(builds):
@@ -102,9 +106,11 @@ def test_thermal_is_simulated_greyscale(builds):
     assert all(r["source"].startswith("simulated-thermal(") for r in _manifest(folder))
     for p in sorted(folder.rglob("*.png")):
         with Image.open(p) as img:
-            assert img.mode == "RGB" and img.size == (64, 64)
+            assert img.mode == "RGB"
+            assert img.size == (64, 64)
             x = np.asarray(img)
-        assert np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2])
+        assert np.array_equal(x[..., 0], x[..., 1])
+        assert np.array_equal(x[..., 0], x[..., 2])
         assert x.std() > 5  # not blank
 
 
@@ -141,7 +147,8 @@ def test_full_scale_tts_plan():
     assert {j.voice for j in train if j.engine == "festival"} == set(sources.FESTIVAL_VOICES)
     assert {j.voice for j in train if j.engine == "espeak-ng"} >= {"es", "es-419", "fr-fr", "fr-be", "it", "ru"}
     for c in range(10):
-        assert sum(j.label == c for j in train) == 277 and sum(j.label == c for j in jobs if j.split == "val") == 20
+        assert sum(j.label == c for j in train) == 277
+        assert sum(j.label == c for j in jobs if j.split == "val") == 20
     ids = [j.sample_id for j in jobs]
     assert len(set(ids)) == len(ids)
     # no TTS voice of val (engine, voice, variant) is also in train
@@ -217,7 +224,8 @@ def test_unknown_scale_and_missing_package_errors(tmp_path, monkeypatch):
 
 def test_constants():
     assert set(db.DEBIAN_PACKAGES) >= {"espeak-ng", "opencv-doc", "asterisk-core-sounds-en-wav"}
-    assert len(db.CLASS_NAMES) == 10 and db.THERMAL_DATASET.endswith("-sim")
+    assert len(db.CLASS_NAMES) == 10
+    assert db.THERMAL_DATASET.endswith("-sim")
     text = (Path(__file__).resolve().parents[1] / sources.INSTALL_SCRIPT).read_text()
     langs = text.split("LANGS=(", 1)[1].split(")", 1)[0].split()
     assert set(db.DEBIAN_PACKAGES) >= {"festival", "festvox-ru", "asterisk-prompt-it-menardi-wav"}

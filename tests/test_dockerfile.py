@@ -59,7 +59,7 @@ def pip_installs() -> list[list[str]]:
         for command in re.split(r"&&|;|\|\|", args):
             tokens = shlex.split(command)
             for i in range(len(tokens) - 1):
-                if tokens[i].endswith("pip") and tokens[i + 1] == "install" or (
+                if (tokens[i].endswith("pip") and tokens[i + 1] == "install") or (
                         tokens[i:i + 3] == ["-m", "pip", "install"]):
                     found.append(tokens[i + 2 + (tokens[i] == "-m"):])
                     break
@@ -74,7 +74,9 @@ def test_installs_exactly_the_lock_then_the_package_without_deps():
     copies = [args for word, args in instructions() if word == "COPY"]
     assert any("requirements/lock.txt" in c.split()[:-1] for c in copies), "the lock is not copied in"
     editable = [a for a in installs if "-e" in a]
-    assert len(editable) == 1 and "--no-deps" in editable[0] and editable[0][editable[0].index("-e") + 1] == "."
+    assert len(editable) == 1
+    assert "--no-deps" in editable[0]
+    assert editable[0][editable[0].index("-e") + 1] == "."
     pins = lock_pins()
     for args in installs:
         skip_next = False
@@ -126,7 +128,8 @@ def test_entrypoint_volumes_and_env():
             for tok in shlex.split(args):
                 key, _, value = tok.partition("=")
                 env[key] = value
-    assert env.get("RLBIND_DATA_ROOT") in volumes and env.get("RLBIND_CACHE_DIR") in volumes
+    assert env.get("RLBIND_DATA_ROOT") in volumes
+    assert env.get("RLBIND_CACHE_DIR") in volumes
 
 
 @pytest.mark.parametrize("path", ["rlbind_bench", "attacks", "datasets.yaml", "pyproject.toml"])

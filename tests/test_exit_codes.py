@@ -54,7 +54,8 @@ def test_version_is_the_package_version_from_one_source():
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and out.strip() == f"rlbind-bench {rlbind_bench.__version__}", (out, err)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert "version" not in project["project"]
+    assert "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "rlbind_bench.__version__"}
 
 
@@ -70,12 +71,15 @@ def test_internal_error_exits_3_with_one_line(monkeypatch, capsys):
 
     _fake_lister(monkeypatch, broken)
     rc, _, err = _cli(["list", "suites"], capsys)
-    assert rc == 3 and "Traceback" not in err
+    assert rc == 3
+    assert "Traceback" not in err
     assert _lines(err) == ["rlbind-bench: internal error: RuntimeError: shard index out of range; "
                            "rerun with --debug for the traceback"]
     for argv in (["--debug", "list", "suites"], ["list", "suites", "--debug"]):
         rc, _, err = _cli(argv, capsys)
-        assert rc == 3 and "Traceback (most recent call last)" in err and "def broken" not in err
+        assert rc == 3
+        assert "Traceback (most recent call last)" in err
+        assert "def broken" not in err
         assert _lines(err)[-1] == "rlbind-bench: internal error: RuntimeError: shard index out of range", argv
 
 
@@ -90,11 +94,16 @@ def test_user_error_exits_2_and_debug_adds_the_traceback(monkeypatch, capsys):
 
     _fake_lister(monkeypatch, mistaken)
     rc, _, err = _cli(["list", "suites"], capsys)
-    assert rc == 2 and _lines(err) == ["rlbind-bench: error: dataset folder /x has no classes"]
+    assert rc == 2
+    assert _lines(err) == ["rlbind-bench: error: dataset folder /x has no classes"]
     rc, _, err = _cli(["list", "suites", "--debug"], capsys)
-    assert rc == 2 and "Traceback" in err and _lines(err)[-1] == "rlbind-bench: error: dataset folder /x has no classes"
+    assert rc == 2
+    assert "Traceback" in err
+    assert _lines(err)[-1] == "rlbind-bench: error: dataset folder /x has no classes"
     rc, _, err = _cli(["list", "suites", "--no-such-flag"], capsys)
-    assert rc == 2 and len(_lines(err)) == 1 and "unrecognized arguments: --no-such-flag" in err
+    assert rc == 2
+    assert len(_lines(err)) == 1
+    assert "unrecognized arguments: --no-such-flag" in err
 
 
 def test_closed_stdout_is_not_an_internal_error(monkeypatch, capsys):
@@ -106,7 +115,8 @@ def test_closed_stdout_is_not_an_internal_error(monkeypatch, capsys):
 
     _fake_lister(monkeypatch, piped)
     rc, _, err = _cli(["list", "suites"], capsys)
-    assert rc == 141 and err == ""
+    assert rc == 141
+    assert err == ""
 
 
 def test_ctrl_c_exits_130_without_traceback():
@@ -166,7 +176,9 @@ def test_verbosity_flags_anywhere_and_env(monkeypatch, capsys):
     assert "info-line" not in _cli(["list", "suites", "-qq"], capsys)[2]  # debug, two levels less: warning
     monkeypatch.setenv("RLBIND_LOG_LEVEL", "chatty")
     rc, _, err = _cli(["list", "suites"], capsys)
-    assert rc == 2 and len(_lines(err)) == 1 and "RLBIND_LOG_LEVEL" in err
+    assert rc == 2
+    assert len(_lines(err)) == 1
+    assert "RLBIND_LOG_LEVEL" in err
     assert logging.getLogger().handlers == handlers
 
 
@@ -193,10 +205,13 @@ def test_project_warnings_shown_named_noise_hidden(monkeypatch, capsys):
     rc, _, err = _cli(["list", "suites"], capsys)
     assert rc == 0
     shown = _lines(err)
-    assert len(shown) == 2 and all(x.startswith("rlbind-bench: warning: ") for x in shown)
-    assert "did you mean 4/255?" in shown[0] and "a future change" in shown[1]
+    assert len(shown) == 2
+    assert all(x.startswith("rlbind-bench: warning: ") for x in shown)
+    assert "did you mean 4/255?" in shown[0]
+    assert "a future change" in shown[1]
     rc, _, err = _cli(["list", "suites", "--debug"], capsys)
-    assert all(text in err for text in noise.values()) and len(_lines(err)) == 4
+    assert all(text in err for text in noise.values())
+    assert len(_lines(err)) == 4
     rc, _, err = _cli(["-q", "list", "suites"], capsys)
     assert err == ""
 
@@ -214,7 +229,8 @@ def test_eps_in_wrong_units_is_refused_with_a_hint(checkpoints, photo_dir, tmp_p
     _, err = proc.communicate(timeout=600)
     lines = _lines(err)
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("rlbind-bench: "), err
-    assert "did you mean 4/255?" in lines[0] and "Traceback" not in err
+    assert "did you mean 4/255?" in lines[0]
+    assert "Traceback" not in err
     assert not (tmp_path / "refused" / "samples.parquet").exists()
     proc = _python("import sys; from rlbind_bench.cli import main; raise SystemExit(main(sys.argv[1:]))",
                    *argv, "--allow-large-eps", "--out", str(tmp_path / "allowed"), cwd=tmp_path)

@@ -73,7 +73,7 @@ def sides(tmp_path) -> tuple[Path, Path]:
     return results, baseline
 
 
-@pytest.mark.parametrize("correction,rc,regressed,adjusted", [
+@pytest.mark.parametrize(("correction", "rc", "regressed", "adjusted"), [
     ("none", 1, 2, 2 / 2**7),
     ("holm", 0, 0, 4 * 2 / 2**7),
     ("bh", 1, 2, 2 * 2 / 2**7),
@@ -96,15 +96,18 @@ def test_check_correction_decides_and_is_named(sides, tmp_path, capsys, monkeypa
     named = {"none": "alpha 0.05 per cell, no multiple-comparison correction",
              "holm": "alpha 0.05, Holm-adjusted over 4 cell(s)",
              "bh": "alpha 0.05, Benjamini-Hochberg-adjusted over 4 cell(s)"}[correction]
-    assert named in out and named in summary_md.read_text()
+    assert named in out
+    assert named in summary_md.read_text()
     suite = ET.parse(junit).getroot().find("testsuite")
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
-    assert props["correction"] == correction and props["corrected_cells"] == "4"
+    assert props["correction"] == correction
+    assert props["corrected_cells"] == "4"
     assert int(suite.get("failures")) == regressed
     dropped = [tc for tc in suite.iter("testcase") if tc.get("name") in ("linf-pgd 1/255", "linf-pgd 2/255")]
     for tc in dropped:
         detail = (tc.find("failure") if tc.find("failure") is not None else tc.find("system-out")).text
-        assert f"p adj: {adjusted:.3g}" in detail and f"p: {2 / 2**7:.3g}" in detail
+        assert f"p adj: {adjusted:.3g}" in detail
+        assert f"p: {2 / 2**7:.3g}" in detail
 
 
 def test_family_is_the_compared_cells_only(tmp_path):
@@ -130,7 +133,8 @@ def test_family_is_the_compared_cells_only(tmp_path):
         assert report.n_tested == 3
         np.testing.assert_allclose([by_eps[k].p_adjusted for k in (1, 2, 3)], reference, rtol=1e-12)
         assert all(by_eps[k].p_adjusted is None for k in (4, 5, 8, 16))
-        assert "over 3 cell(s)" in markdown(report) and b'name="corrected_cells" value="3"' in junit_xml(report)
+        assert "over 3 cell(s)" in markdown(report)
+        assert b'name="corrected_cells" value="3"' in junit_xml(report)
 
 
 def _holm_reference(p: np.ndarray) -> np.ndarray:

@@ -23,7 +23,8 @@ def test_unreadable_files_are_skipped_and_counted(checkpoints, photo_dir, tmp_pa
     assert rc == 0
     samples = pd.read_parquet(out / "samples.parquet")
     summary = pd.read_parquet(out / "summary.parquet")
-    assert len(samples) == 12 and summary["n_skipped"].iloc[0] == 2
+    assert len(samples) == 12
+    assert summary["n_skipped"].iloc[0] == 2
     assert "2 unreadable file(s) skipped" in capsys.readouterr().out
 
 
@@ -38,9 +39,12 @@ def test_nan_outputs_mark_rows_invalid(checkpoints, photo_dir, tmp_path):
     cfg = RunConfig(model="nan-model", suite="clean")
     outcome = run_evaluation(RunRequest(config=cfg, out=tmp_path / "o", dataset_dirs={"image": str(photo_dir)},
                                         progress=False, encoder=enc))
-    assert not outcome.samples["valid"].any() and not outcome.samples["correct"].any()
+    assert not outcome.samples["valid"].any()
+    assert not outcome.samples["correct"].any()
     row = outcome.summary.iloc[0]
-    assert row["n"] == 0 and row["n_invalid"] == 12 and pd.isna(row["accuracy"])
+    assert row["n"] == 0
+    assert row["n_invalid"] == 12
+    assert pd.isna(row["accuracy"])
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
@@ -50,7 +54,8 @@ def test_unwritable_output_folder(checkpoints, photo_dir, tmp_path, capsys):
     locked.chmod(0o500)
     rc = main(["run", "--model", str(checkpoints["image"]), "--dataset-dir", f"image={photo_dir}",
                "--out", str(locked / "o"), "--no-progress"])
-    assert rc == 2 and "not writable" in capsys.readouterr().err
+    assert rc == 2
+    assert "not writable" in capsys.readouterr().err
 
 
 def test_output_path_that_is_a_file(checkpoints, photo_dir, tmp_path, capsys):
@@ -59,7 +64,9 @@ def test_output_path_that_is_a_file(checkpoints, photo_dir, tmp_path, capsys):
     rc = main(["run", "--model", str(checkpoints["image"]), "--dataset-dir", f"image={photo_dir}",
                "--out", str(blocker / "o"), "--no-progress"])
     err = capsys.readouterr().err
-    assert rc == 2 and "not writable" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2
+    assert "not writable" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_eps_budget_covering_the_box_is_refused():
@@ -96,7 +103,7 @@ def test_out_of_memory_backs_off_to_smaller_batches(checkpoints, photo_dir, tmp_
         return original(self, x)
 
     monkeypatch.setattr(ZeroShotClassifier, "forward", limited)
-    common = dict(model=str(checkpoints["image"]), suite="clean", threats=["linf-pgd"], eps=[2 / 255], steps=2)
+    common = {"model": str(checkpoints["image"]), "suite": "clean", "threats": ["linf-pgd"], "eps": [2 / 255], "steps": 2}
     big = run_evaluation(RunRequest(config=RunConfig(batch_size=12, **common), out=tmp_path / "big",
                                     dataset_dirs={"image": str(photo_dir)}, progress=False))
     small = run_evaluation(RunRequest(config=RunConfig(batch_size=3, **common), out=tmp_path / "small",

@@ -52,7 +52,8 @@ def test_paired_bootstrap_diff():
     # Same distribution as resampling indices (the textbook loop), within Monte Carlo error.
     idx = np.random.default_rng(1).integers(0, a.size, size=(4000, a.size))
     naive = np.quantile(b[idx].mean(1) - a[idx].mean(1), [0.025, 0.975])
-    assert ci.low == pytest.approx(naive[0], abs=0.01) and ci.high == pytest.approx(naive[1], abs=0.01)
+    assert ci.low == pytest.approx(naive[0], abs=0.01)
+    assert ci.high == pytest.approx(naive[1], abs=0.01)
     same = stats.paired_bootstrap_diff(a, a, n_boot=100)
     assert (same.diff, same.low, same.high) == (0.0, 0.0, 0.0)
     assert math.isnan(stats.paired_bootstrap_diff([], []).diff)
@@ -80,7 +81,8 @@ def test_accuracy_eps_auc():
 def test_wilson_and_alpha():
     lo, hi = stats.wilson_interval(3, 12)
     assert (lo, hi) == (pytest.approx(0.0889, abs=1e-4), pytest.approx(0.5323, abs=1e-4))
-    assert stats.z_for_alpha(0.05) == pytest.approx(stats.Z95) and stats.z_for_alpha(1.0) == 0.0
+    assert stats.z_for_alpha(0.05) == pytest.approx(stats.Z95)
+    assert stats.z_for_alpha(1.0) == 0.0
 
 
 # ----------------------------------------------------------------------------------------- result runs
@@ -169,11 +171,14 @@ def test_leaderboard_writes_markdown_json_html_plots_parquet(board, runs):
                                               "models", "plots"}
     md = (out / "image.md").read_text()
     assert "| Model | clean | linf-pgd 1/255 | linf-pgd 2/255 | AUC linf-pgd Linf | n |" in md
-    assert "(reference)" in md and "(Δ " in md  # deltas against model a
+    assert "(reference)" in md
+    assert "(Δ " in md
     index = (out / "index.md").read_text()
-    assert "[image](image.md)" in index and "models/" in index
+    assert "[image](image.md)" in index
+    assert "models/" in index
     merged = read_table(out / "leaderboard.parquet")
-    assert list(merged.columns) == LEADERBOARD_COLUMNS and merged["model"].nunique() == 3
+    assert list(merged.columns) == LEADERBOARD_COLUMNS
+    assert merged["model"].nunique() == 3
     assert len(merged) == 3 * 3  # 3 models x (clean + 2 eps)
     entries = [json.loads(p.read_text()) for p in sorted((out / "models").glob("*.json"))]
     assert len(entries) == 3
@@ -184,7 +189,8 @@ def test_leaderboard_writes_markdown_json_html_plots_parquet(board, runs):
         rb = e["robustbench"]
         assert sorted(r["eps"] for r in rb) == pytest.approx([1 / 255, 2 / 255])
         assert all(isinstance(r["clean_acc"], float) and "autoattack_acc" not in r for r in rb)  # PGD, not AA
-        assert e["runs"][0]["provenance"]["packages"]["torch"] and e["runs"][0]["config_hashes"]
+        assert e["runs"][0]["provenance"]["packages"]["torch"]
+        assert e["runs"][0]["config_hashes"]
         assert e["summaries"][0]["auc"]["linf-pgd Linf"] is not None
     summary_a = read_table(runs["a"] / "summary.parquet")
     entry_a = next(e for e in entries if e["name"] == model_a)
@@ -195,7 +201,8 @@ def test_leaderboard_writes_markdown_json_html_plots_parquet(board, runs):
     assert plots == ["image-acc-vs-eps-Linf.png", "image-acc-vs-eps-Linf.svg"]
     assert (out / "plots" / plots[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "index.html").read_text()
-    assert page.count("<table") == 2 and 'data-type="num"' in page
+    assert page.count("<table") == 2
+    assert 'data-type="num"' in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # self-contained
     assert "data:image/png;base64," in page
 
@@ -203,7 +210,8 @@ def test_leaderboard_writes_markdown_json_html_plots_parquet(board, runs):
 def test_untrusted_model_name_is_escaped(board):
     out, _ = board
     page = (out / "index.html").read_text()
-    assert HOSTILE not in page and HOSTILE_ESCAPED in page
+    assert HOSTILE not in page
+    assert HOSTILE_ESCAPED in page
     assert page.count("<script") == 1  # the page's own script only
     for name in ("image.md", "index.md"):
         text = (out / name).read_text()
@@ -218,23 +226,30 @@ def test_leaderboard_refuses_config_conflicts(runs, tmp_path, capsys):
 
     changed = _copy_with(runs["a"], tmp_path / "changed", other_config)
     rc, _, err = _cli(["leaderboard", runs["a"], changed, "--out", tmp_path / "lb"], capsys)
-    assert rc == 2 and "differ across runs" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2
+    assert "differ across runs" in err
+    assert len(err.strip().splitlines()) == 1
     rc, out, _ = _cli(["leaderboard", runs["a"], changed, "--out", tmp_path / "lb", "--allow-conflicts"], capsys)
-    assert rc == 0 and "config conflict" in out
+    assert rc == 0
+    assert "config conflict" in out
     assert "‡" in (tmp_path / "lb" / "image.md").read_text()
     rc, _, err = _cli(["leaderboard", runs["a"], "--out", tmp_path / "lb2", "--reference", "nosuch"], capsys)
-    assert rc == 2 and "--reference" in err
+    assert rc == 2
+    assert "--reference" in err
     rc, _, err = _cli(["leaderboard", tmp_path / "nosuch", "--out", tmp_path / "lb3"], capsys)
-    assert rc == 2 and "not found" in err
+    assert rc == 2
+    assert "not found" in err
 
 
 # ------------------------------------------------------------------------------------------------- check
 def test_check_against_itself_passes(runs, tmp_path, capsys):
     junit = tmp_path / "self.xml"
     rc, out, _ = _cli(["check", "--results", runs["a"], "--baseline", runs["a"], "--junit", junit], capsys)
-    assert rc == 0 and "PASS" in out
+    assert rc == 0
+    assert "PASS" in out
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite.get("failures") == "0" and int(suite.get("tests")) == 3
+    assert suite.get("failures") == "0"
+    assert int(suite.get("tests")) == 3
 
 
 def test_check_flags_regression_junit_and_step_summary(runs, variants, tmp_path, capsys, monkeypatch):
@@ -242,14 +257,17 @@ def test_check_flags_regression_junit_and_step_summary(runs, variants, tmp_path,
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_md))
     rc, out, err = _cli(["check", "--results", runs["a"], "--baseline", variants["better"]], capsys)
     assert rc == 1
-    assert "regressed: image/image:photos" in err and "linf-pgd 2/255" in err
-    assert "FAIL" in out and "regressed" in out
+    assert "regressed: image/image:photos" in err
+    assert "linf-pgd 2/255" in err
+    assert "FAIL" in out
+    assert "regressed" in out
     junit = ET.parse(runs["a"] / "check-junit.xml").getroot().find("testsuite")  # default location
     failed = [tc.get("name") for tc in junit.iter("testcase") if tc.find("failure") is not None]
     assert sorted(failed) == ["clean", "linf-pgd 1/255", "linf-pgd 2/255"]
     assert {tc.find("failure").get("type") for tc in junit.iter("testcase")} == {"regressed"}
     text = summary_md.read_text()
-    assert text.startswith("## rlbind-bench check: ❌ FAIL") and "| status | modality |" in text
+    assert text.startswith("## rlbind-bench check: ❌ FAIL")
+    assert "| status | modality |" in text
     assert "| regressed | image | image:photos" in text
     # alpha = 1 counts any drop beyond the tolerance; a huge tolerance accepts everything.
     rc, *_ = _cli(["check", "--results", runs["a"], "--baseline", variants["better"], "--tolerance-pts", "100",
@@ -261,10 +279,12 @@ def test_check_summary_only_baseline_is_unpaired(runs, variants, tmp_path, capsy
     rc, out, _ = _cli(["check", "--results", runs["a"], "--baseline", variants["better"] / "summary.parquet",
                        "--junit", tmp_path / "j.xml"], capsys)
     out = " ".join(out.split())  # rich wraps long lines
-    assert rc == 1 and "unpaired" in out and "sample identity not verified" in out
+    assert rc == 1
+    assert "unpaired" in out
+    assert "sample identity not verified" in out
 
 
-@pytest.mark.parametrize("change,status", [
+@pytest.mark.parametrize(("change", "status"), [
     ("steps", "config-changed"),
     ("drop_sample", "samples-differ"),
     ("drop_cell", "missing"),
@@ -281,7 +301,8 @@ def test_check_reports_incomparable_cells(runs, tmp_path, capsys, change, status
     baseline = _copy_with(runs["a"], tmp_path / "baseline", **(edits if change != "drop_cell" else {}))
     results = _copy_with(runs["a"], tmp_path / "results", **(edits if change == "drop_cell" else {}))
     rc, _, err = _cli(["check", "--results", results, "--baseline", baseline], capsys)
-    assert rc == 1 and f"{status}: image/image:photos" in err
+    assert rc == 1
+    assert f"{status}: image/image:photos" in err
     statuses = {tc.find("failure").get("type") for tc in ET.parse(results / "check-junit.xml").iter("testcase")
                 if tc.find("failure") is not None}
     assert statuses == {status}
@@ -319,7 +340,9 @@ def test_check_refuses_baseline_from_older_schema(tmp_path, capsys, as_file, ver
     _parquet_with_version(tmp_path / "baseline" / "summary.parquet", _summary("A", accs), old)
     ref = tmp_path / "baseline" / "summary.parquet" if as_file else tmp_path / "baseline"
     rc, out, err = _cli(["check", "--results", tmp_path / "results", "--baseline", ref], capsys)
-    assert rc == 2 and "PASS" not in out and "regressed" not in out
+    assert rc == 2
+    assert "PASS" not in out
+    assert "regressed" not in out
     assert err.strip() == (f"rlbind-bench: error: baseline {ref} is from results schema {old or '(none)'}; "
                            f"this rlbind-bench writes schema {SCHEMA_VERSION}: rerun the baseline")
     assert not (tmp_path / "results" / "check-junit.xml").exists()
@@ -333,7 +356,8 @@ def test_check_newer_baseline_schema_is_refused_as_unreadable(tmp_path, capsys):
     newer = str(int(SCHEMA_VERSION) + 1)
     _parquet_with_version(tmp_path / "baseline" / "summary.parquet", _summary("A", accs), newer)
     rc, _, err = _cli(["check", "--results", tmp_path / "results", "--baseline", tmp_path / "baseline"], capsys)
-    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1
     assert f"results schema version {newer}, this rlbind-bench reads {SCHEMA_VERSION}" in err
 
 
@@ -366,12 +390,15 @@ def test_html_page_in_headless_chromium(board, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = proc.stdout
-    assert dom.count("<table") == 2 and HOSTILE not in dom
+    assert dom.count("<table") == 2
+    assert HOSTILE not in dom
     found = re.search(r'<pre id="selftest-result" data-status="(\w+)">([^<]*)</pre>', dom)
     assert found, dom[-2000:]
     report = json.loads(found.group(2).replace("&quot;", '"'))
     assert found.group(1) == "pass", report
-    assert report["tables"] == 2 and report["sorted_columns"] == 1 and report["errors"] == []
+    assert report["tables"] == 2
+    assert report["sorted_columns"] == 1
+    assert report["errors"] == []
     # Console messages (script errors, CSP violations from any external load) are logged as CONSOLE lines.
     assert ":CONSOLE" not in proc.stderr, [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
 
@@ -380,10 +407,10 @@ def test_html_page_in_headless_chromium(board, tmp_path):
 def _summary(model: str, accs: dict, checks: dict | None = None) -> pd.DataFrame:
     from rlbind_bench.results.schema import SUMMARY_COLUMNS
 
-    rows = [dict(model=model, modality="image", dataset="toy", threat=threat, norm=norm, eps=eps, severity=sev,
-                 config_hash=f"h-{threat}-{sev}-{eps}", n=100, n_correct=round(acc * 100), accuracy=acc,
-                 ci_low=acc - 0.05, ci_high=acc + 0.05, n_invalid=0, n_skipped=0,
-                 checks_failed=(checks or {}).get(threat, ""))
+    rows = [{"model": model, "modality": "image", "dataset": "toy", "threat": threat, "norm": norm, "eps": eps, "severity": sev,
+                 "config_hash": f"h-{threat}-{sev}-{eps}", "n": 100, "n_correct": round(acc * 100), "accuracy": acc,
+                 "ci_low": acc - 0.05, "ci_high": acc + 0.05, "n_invalid": 0, "n_skipped": 0,
+                 "checks_failed": (checks or {}).get(threat, "")}
             for (threat, norm, eps, sev), acc in accs.items()]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
@@ -406,13 +433,16 @@ def test_corruption_table_mce_and_failed_checks(tmp_path):
     write_leaderboard(merge_folders(folders), out, reference="B")
     md = (out / "image.md").read_text()
     # CE_noise = (.2 + .4) / (.4 + .6) = .6, CE_blur = (.1 + .1) / (.2 + .3) = .4 -> mCE 50%; B itself 100%.
-    assert "| A | 80.0 (Δ +17.5) | 50.0 |" in md and "| B (reference) | 62.5 | 100.0 |" in md
-    assert "95.0 [90.0, 100.0] (Δ +65.0) ⚠" in md and "failed sanity checks robust\\_above\\_clean" in md
+    assert "| A | 80.0 (Δ +17.5) | 50.0 |" in md
+    assert "| B (reference) | 62.5 | 100.0 |" in md
+    assert "95.0 [90.0, 100.0] (Δ +65.0) ⚠" in md
+    assert "failed sanity checks robust\\_above\\_clean" in md
     entry = json.loads((out / "models" / "A.json").read_text())
     assert entry["summaries"][0]["mce"] == pytest.approx(0.5)
     assert entry["summaries"][0]["mean_corruption_acc"] == pytest.approx(0.8)
     corr = next(r for r in entry["robustbench"] if r["threat"] == "corruptions")
-    assert corr["corruptions_acc"] == pytest.approx(0.8) and corr["corruptions_mce"] == pytest.approx(0.5)
+    assert corr["corruptions_acc"] == pytest.approx(0.8)
+    assert corr["corruptions_mce"] == pytest.approx(0.5)
     assert next(c for c in entry["cells"] if c["threat"] == "linf-pgd")["checks_failed"] == ["robust_above_clean"]
     assert sorted(p.name for p in (out / "plots").iterdir()) == [
         "image-acc-vs-eps-Linf.png", "image-acc-vs-eps-Linf.svg",

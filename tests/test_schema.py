@@ -83,5 +83,6 @@ def test_balanced_accuracy_is_the_mean_per_class_recall():
                           "label": labels, "correct": [True] * 8 + [False] * 2 + [True],
                           "valid": [True] * 10 + [False]})
     row = summarise(frame).iloc[0]
-    assert row["n"] == 10 and row["accuracy"] == pytest.approx(0.8)
+    assert row["n"] == 10
+    assert row["accuracy"] == pytest.approx(0.8)
     assert row["balanced_accuracy"] == pytest.approx(0.5)

@@ -37,7 +37,8 @@ def test_wilson_matches_scipy(alpha):
         assert lo == pytest.approx(ref.low, abs=1e-12), (k, n)
         assert hi == pytest.approx(ref.high, abs=1e-12), (k, n)
         assert 0.0 <= lo <= k / n <= hi <= 1.0
-    assert wilson_interval(0, 7)[0] == 0.0 and wilson_interval(7, 7)[1] == 1.0  # exact, no rounding
+    assert wilson_interval(0, 7)[0] == 0.0
+    assert wilson_interval(7, 7)[1] == 1.0
     assert all(math.isnan(x) for x in wilson_interval(0, 0))
 
 
@@ -123,7 +124,8 @@ def test_holm_matches_the_step_down_procedure():
     alphas = np.linspace(0.001, 0.3, 61)
     for p in _pvalue_sets():
         adj = holm_adjust(p)
-        assert (adj >= p - 1e-15).all() and (adj <= 1).all()
+        assert (adj >= p - 1e-15).all()
+        assert (adj <= 1).all()
         for alpha in alphas:
             np.testing.assert_array_equal(adj <= alpha, _holm_reject(p, alpha), err_msg=f"{p} at {alpha}")
 

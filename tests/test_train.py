@@ -66,7 +66,8 @@ def test_class_balanced_batches_share_classes():
     ys = {"image": torch.arange(40) % 10, "audio": torch.arange(30) % 10}
     out = class_balanced_batches(ys, 16, 4, torch.Generator().manual_seed(0))
     assert set(ys["image"][out["image"]].tolist()) == set(ys["audio"][out["audio"]].tolist())
-    assert len(set(ys["image"][out["image"]].tolist())) == 4 and len(out["image"]) == 16
+    assert len(set(ys["image"][out["image"]].tolist())) == 4
+    assert len(out["image"]) == 16
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +83,14 @@ def test_each_recipe_lowers_its_loss_and_loads(recipe, train_args, tmp_path, pho
     from rlbind_bench.cli import main
 
     out = tmp_path / recipe
-    assert main(["train", "--recipe", recipe, "--out", str(out), "--steps", "8", "--warmup", "1"] + train_args) == 0
+    assert main(["train", "--recipe", recipe, "--out", str(out), "--steps", "8", "--warmup", "1", *train_args]) == 0
     rows = list(csv.DictReader(open(out / "train_log.csv")))
     assert [int(r["step"]) for r in rows] == list(range(8))
     first = sum(float(r["loss"]) for r in rows[:3]) / 3
     last = sum(float(r["loss"]) for r in rows[-3:]) / 3
     assert last < first, (recipe, first, last)
-    assert (out / "README.md").is_file() and (out / "rlbind-model.json").is_file()
+    assert (out / "README.md").is_file()
+    assert (out / "rlbind-model.json").is_file()
     assert main(["run", "--model", str(out), "--dataset-dir", f"image={photo_dir}", "--out", str(tmp_path / "r"),
                  "--no-progress"]) == 0
 
@@ -98,11 +100,11 @@ def test_resume_after_kill_is_exact(train_args, tmp_path):
     from rlbind_bench.encoders.registry import load_encoder
 
     full, cut = tmp_path / "full", tmp_path / "cut"
-    common = ["--recipe", "fare", "--checkpoint-every", "2", "--warmup", "1"] + train_args
-    assert main(["train", "--out", str(full), "--steps", "4"] + common) == 0
-    assert main(["train", "--out", str(cut), "--steps", "2"] + common) == 0  # "killed" after its step-2 checkpoint
+    common = ["--recipe", "fare", "--checkpoint-every", "2", "--warmup", "1", *train_args]
+    assert main(["train", "--out", str(full), "--steps", "4", *common]) == 0
+    assert main(["train", "--out", str(cut), "--steps", "2", *common]) == 0  # "killed" after its step-2 checkpoint
     (cut / "rlbind-model.json").unlink()
-    assert main(["train", "--out", str(cut), "--steps", "4"] + common) == 0  # resumes from step 2
+    assert main(["train", "--out", str(cut), "--steps", "4", *common]) == 0  # resumes from step 2
     a, b = load_encoder(str(full)).state_dict(), load_encoder(str(cut)).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     import csv
@@ -117,7 +119,8 @@ def test_lora_settings_parse_override_and_validate():
     r = recipe_from_dict({"name": "x", "objective": "fare", "trainable": "lora",
                           "lora": {"r": 4, "alpha": "8", "target_modules": "q_proj"}}, "test")
     assert (r.lora.r, r.lora.alpha, r.lora.dropout, r.lora.target_modules) == (4, 8.0, 0.0, ("q_proj",))
-    assert override(r, **{"lora.r": 2}).lora.r == 2 and override(r, **{"lora.r": 2}).lora.alpha == 8.0
+    assert override(r, **{"lora.r": 2}).lora.r == 2
+    assert override(r, **{"lora.r": 2}).lora.alpha == 8.0
     with pytest.raises(ConfigError):
         override(r, **{"lora.r": 0})
     with pytest.raises(ConfigError, match="unknown key"):
@@ -134,8 +137,7 @@ def test_lora_trains_only_adapters_lowers_loss_and_saves_merged(train_args, tmp_
     from rlbind_bench.encoders.registry import load_encoder
 
     out = tmp_path / "lora"
-    assert main(["train", "--recipe", "backbone", "--trainable", "lora", "--out", str(out), "--steps", "8",
-                 "--warmup", "1"] + train_args + ["--lr", "1e-2"]) == 0
+    assert main(["train", "--recipe", "backbone", "--trainable", "lora", "--out", str(out), "--steps", "8", "--warmup", "1", *train_args, "--lr", "1e-2"]) == 0
     rows = list(csv.DictReader(open(out / "train_log.csv")))
     first = sum(float(r["loss"]) for r in rows[:3]) / 3
     last = sum(float(r["loss"]) for r in rows[-3:]) / 3
@@ -151,11 +153,13 @@ def test_lora_trains_only_adapters_lowers_loss_and_saves_merged(train_args, tmp_
     assert all(torch.equal(init[k], trained[k]) for k in init if k not in adapted)  # norms, biases, projection
 
     card = json.loads((out / "training.json").read_text())
-    assert card["recipe"]["trainable"] == "lora" and card["recipe"]["lora"]["r"] == 8
+    assert card["recipe"]["trainable"] == "lora"
+    assert card["recipe"]["lora"]["r"] == 8
     stage = card["history"][0]
     assert stage["lora"]["adapted"]["image"][0] == "vision.encoder.layers.0.self_attn.k_proj"
     tower = sum(v.numel() for k, v in init.items() if k.startswith(("vision.image.", "projection.image.")))
-    assert stage["trainable_params"] == 8 * (64 * 8 + 8 * 64) and stage["trainable_params"] < 0.05 * tower
+    assert stage["trainable_params"] == 8 * (64 * 8 + 8 * 64)
+    assert stage["trainable_params"] < 0.05 * tower
     assert "lora r=8 alpha=16.0" in (out / "README.md").read_text()
     assert main(["run", "--model", str(out), "--dataset-dir", f"image={photo_dir}", "--out", str(tmp_path / "r"),
                  "--no-progress"]) == 0
@@ -215,18 +219,18 @@ def test_lora_resume_after_kill_is_exact(train_args, tmp_path):
     from rlbind_bench.encoders.registry import load_encoder
 
     full, cut = tmp_path / "full", tmp_path / "cut"
-    common = ["--recipe", "fare", "--trainable", "lora", "--checkpoint-every", "2", "--warmup", "1"] + train_args
-    assert main(["train", "--out", str(full), "--steps", "4"] + common) == 0
-    assert main(["train", "--out", str(cut), "--steps", "2"] + common) == 0  # "killed" after its step-2 checkpoint
+    common = ["--recipe", "fare", "--trainable", "lora", "--checkpoint-every", "2", "--warmup", "1", *train_args]
+    assert main(["train", "--out", str(full), "--steps", "4", *common]) == 0
+    assert main(["train", "--out", str(cut), "--steps", "2", *common]) == 0  # "killed" after its step-2 checkpoint
     assert (cut / "checkpoint" / "lora.safetensors").is_file()
     (cut / "rlbind-model.json").unlink()
-    assert main(["train", "--out", str(cut), "--steps", "4"] + common) == 0  # resumes from step 2
+    assert main(["train", "--out", str(cut), "--steps", "4", *common]) == 0  # resumes from step 2
     a, b = load_encoder(str(full)).state_dict(), load_encoder(str(cut)).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     ckpt = load_encoder(str(cut / "checkpoint" / "model")).state_dict()
     assert all(torch.equal(a[k], ckpt[k]) for k in a)  # the last checkpoint holds the merged final weights
     # Resuming that checkpoint as another trainable mode would mix states: refused.
-    assert main(["train", "--out", str(cut), "--steps", "6"] + common + ["--trainable", "tower"]) == 2
+    assert main(["train", "--out", str(cut), "--steps", "6", *common, "--trainable", "tower"]) == 2
 
 
 def test_audio_augmentation_is_seeded_and_band_limits():
@@ -291,7 +295,8 @@ def test_a_registered_objective_trains_without_touching_the_loop(tmp_path):
             return F.cross_entropy(self.logits(self.encoder.encode(m, x), m), y)
 
     try:
-        assert "test-clean-ce" in OBJECTIVES and CleanCE.name == "test-clean-ce"
+        assert "test-clean-ce" in OBJECTIVES
+        assert CleanCE.name == "test-clean-ce"
         encoder = build_demo_encoder(("image",), towers={"image": {"widths": [8, 16], "stem": 4}}, image_size=32)
         g = torch.Generator().manual_seed(0)
         data = TrainData(x={"image": torch.rand(8, 3, 32, 32, generator=g)}, y={"image": torch.arange(8) % 4},
@@ -300,6 +305,7 @@ def test_a_registered_objective_trains_without_touching_the_loop(tmp_path):
         recipe = recipe_from_dict({"name": "t", "objective": "test-clean-ce", "steps": 2, "batch_size": 4,
                                    "optim": {"warmup": 1}}, "test")
         rows = Trainer(encoder, recipe, data, tmp_path, progress=False).run()
-        assert [r["step"] for r in rows] == [0, 1] and all(math.isfinite(r["loss"]) for r in rows)
+        assert [r["step"] for r in rows] == [0, 1]
+        assert all(math.isfinite(r["loss"]) for r in rows)
     finally:
         OBJECTIVE_CLASSES.pop("test-clean-ce", None)

@@ -18,7 +18,8 @@ def test_zoo_model_ships_with_card_and_checksum(name):
     assert manifest["backend"] == "demo"
     assert file_sha256(folder / "model.safetensors") == manifest["weights_sha256"]
     card = (folder / "README.md").read_text()
-    assert "recipe" in card and "seed" in card
+    assert "recipe" in card
+    assert "seed" in card
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def _val_accuracy(model: str, data_root, out):
     return pd.read_parquet(out / "samples.parquet")
 
 
-@pytest.mark.parametrize("recipe,steps", [
+@pytest.mark.parametrize(("recipe", "steps"), [
     ("demo/fare", 40),
     ("demo/rlbind-stage1", 40),
     # Both RLBind stages at 20 + 20 steps gave +0.02 here (image 0.89 -> 0.93, thermal 0.63 -> 0.63): not
