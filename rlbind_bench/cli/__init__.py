@@ -39,7 +39,7 @@ DESCRIPTION = "rlbind-bench command line: parse, call the library, render. No lo
 COMMANDS = [add_run, add_list, add_data, add_checkpoint, add_train, add_leaderboard, add_check]
 DEBUG_ENV = "RLBIND_DEBUG"
 EPILOG = ("exit codes: 0 success, 1 `check` found a regression, 2 user mistake, 3 internal error, "
-          f"130 interrupted. Logging: -v/-q or ${LEVEL_ENV}.")
+          f"130 interrupted, 141 stdout closed. Logging: -v/-q or ${LEVEL_ENV}.")
 
 __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
            "build_parser", "main"]

@@ -70,8 +70,11 @@ class _OneLine(logging.Formatter):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    origin = "" if "rlbind_bench" in str(filename) else f" ({category.__name__} from {filename}:{lineno})"
-    logging.getLogger(WARNINGS_LOGGER).warning("%s%s", message, origin)
+    log = logging.getLogger(WARNINGS_LOGGER)
+    # The project's own warnings speak to the user; a library's needs its source to make sense (and -v
+    # gives every warning's source, for reporting one).
+    own = "rlbind_bench" in str(filename) and not log.isEnabledFor(logging.INFO)
+    log.warning("%s%s", message, "" if own else f" ({category.__name__} from {filename}:{lineno})")
 
 
 def _filter_warnings(show_all: bool) -> None:

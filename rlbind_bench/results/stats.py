@@ -51,9 +51,9 @@ def wilson_overlap_p(k_a: int, n_a: int, k_b: int, n_b: int) -> float:
     """
     if n_a == 0 or n_b == 0:
         return math.nan
-    lo_side, hi_side = ((k_a, n_a), (k_b, n_b)) if k_a / n_a < k_b / n_b else ((k_b, n_b), (k_a, n_a))
     if k_a / n_a == k_b / n_b:
         return 1.0
+    lo_side, hi_side = ((k_a, n_a), (k_b, n_b)) if k_a / n_a < k_b / n_b else ((k_b, n_b), (k_a, n_a))
     from scipy.optimize import brentq
     from scipy.stats import norm
 
