@@ -98,13 +98,13 @@ class Trainer:
         batches = {m: (self._augment(m, self.data.x[m][i], step), self.data.y[m][i]) for m, i in idx.items()}
         loss, parts = self.objective.loss(batches, step)
         if not torch.isfinite(loss):
-            raise UserError(f"training diverged at step {step}: loss is {float(loss)} (lower the learning rate)")
+            raise UserError(f"training diverged at step {step}: loss is {float(loss.detach())} (lower the learning rate)")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 10.0)
         self.optimizer.step()
         self.encoder.eval()
-        return {"step": step, "loss": float(loss), "lr": self.optimizer.param_groups[0]["lr"], **parts}
+        return {"step": step, "loss": float(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"], **parts}
 
     def run(self) -> list[dict]:
         self.out.mkdir(parents=True, exist_ok=True)

@@ -198,9 +198,9 @@ class RLBindStage2(Objective):
                 term = term + w["invariance"] * losses.fare_loss(e_adv, e_clean.detach())
             anchor_terms.append(term)
             clean_embs[m], labels[m] = e_clean, y
-            parts[f"anchor_{m}"] = float(term)
+            parts[f"anchor_{m}"] = float(term.detach())
         anchor = torch.stack(anchor_terms).mean()
         align = losses.class_alignment_loss(clean_embs, labels, bandwidth=w["bandwidth"], mmd_weight=w["mmd"],
                                             mean_weight=w["class_mean"]) if len(batches) > 1 else anchor * 0
-        parts["align"] = float(align)
+        parts["align"] = float(align.detach())
         return w["anchor"] * anchor + w["align"] * align, parts
