@@ -38,7 +38,8 @@ def test_interface_shapes(encoder):
         x = _batch(encoder, m, 2)
         with torch.no_grad():
             out = encoder.encode(m, x)
-        assert out.shape == (2, 384) and torch.isfinite(out).all(), m
+        assert out.shape == (2, 384), m
+        assert torch.isfinite(out).all(), m
         assert encoder.logit_scale(m) == pytest.approx(1 / 0.07, rel=1e-5)
         tower = encoder.tower(m)
         n_params = sum(p.numel() for p in tower.parameters())
@@ -87,7 +88,8 @@ def test_gradients_reach_the_input(encoder):
     for m in MODALITIES:
         x = _batch(encoder, m, 2, seed=1).requires_grad_(True)
         encoder.encode(m, x).pow(2).sum().backward()
-        assert x.grad is not None and torch.isfinite(x.grad).all(), m
+        assert x.grad is not None, m
+        assert torch.isfinite(x.grad).all(), m
         assert x.grad.abs().sum() > 0, m
         for i in range(2):
             assert x.grad[i].abs().sum() > 0, (m, i)

@@ -116,7 +116,8 @@ def test_runs_as_non_root_user():
 def test_entrypoint_volumes_and_env():
     ins = instructions()
     entry = [args for word, args in ins if word == "ENTRYPOINT"]
-    assert len(entry) == 1 and entry[0].startswith("["), "ENTRYPOINT must use the exec form (no shell)"
+    assert len(entry) == 1, 'ENTRYPOINT must use the exec form (no shell)'
+    assert entry[0].startswith('['), 'ENTRYPOINT must use the exec form (no shell)'
     assert json.loads(entry[0]) == ["rlbind-bench"]
     volumes = set()
     for word, args in ins:

@@ -52,7 +52,8 @@ def test_version_is_the_package_version_from_one_source():
     `version = "0.1.0"` put back into pyproject's [project] table."""
     proc = _python("from rlbind_bench.cli import main; raise SystemExit(main(['--version']))")
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and out.strip() == f"rlbind-bench {rlbind_bench.__version__}", (out, err)
+    assert proc.returncode == 0, (out, err)
+    assert out.strip() == f'rlbind-bench {rlbind_bench.__version__}', (out, err)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "version" not in project["project"]
     assert "version" in project["project"]["dynamic"]
@@ -168,8 +169,8 @@ def test_verbosity_flags_anywhere_and_env(monkeypatch, capsys):
         for argv in ([*flags, "list", "suites"], ["list", "suites", *flags], split):
             rc, _, err = _cli(argv, capsys)
             shown = {name for name in ("debug", "info", "warning") if f"{name}-line" in err}
-            assert rc == 0 and shown == {"debug": {"debug", "info", "warning"}, "info": {"info", "warning"},
-                                         "warning": {"warning"}, "error": set()}[level], argv
+            assert rc == 0, argv
+            assert shown == {'debug': {'debug', 'info', 'warning'}, 'info': {'info', 'warning'}, 'warning': {'warning'}, 'error': set()}[level], argv
     assert "rlbind-bench: warning: warning-line" in _cli(["list", "suites"], capsys)[2]
     monkeypatch.setenv("RLBIND_LOG_LEVEL", "debug")
     assert "debug-line" in _cli(["list", "suites"], capsys)[2]
@@ -228,7 +229,9 @@ def test_eps_in_wrong_units_is_refused_with_a_hint(checkpoints, photo_dir, tmp_p
                    *argv, "--out", str(tmp_path / "refused"), cwd=tmp_path)
     _, err = proc.communicate(timeout=600)
     lines = _lines(err)
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("rlbind-bench: "), err
+    assert proc.returncode == 2, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith('rlbind-bench: '), err
     assert "did you mean 4/255?" in lines[0]
     assert "Traceback" not in err
     assert not (tmp_path / "refused" / "samples.parquet").exists()
@@ -263,7 +266,8 @@ def test_named_noise_matches_what_the_libraries_really_say():
     """
     quiet = _python(code)
     _, err = quiet.communicate(timeout=300)
-    assert quiet.returncode == 0 and err == "", err
+    assert quiet.returncode == 0, err
+    assert err == '', err
     loud = _python(code, "--debug")
     _, err = loud.communicate(timeout=300)
     assert loud.returncode == 0

@@ -35,7 +35,7 @@ def test_mcnemar_exact_hand_computed():
     assert stats.mcnemar_exact([1] * 9, [0] * 9).p_value == pytest.approx(2 / 2**9)
     assert stats.mcnemar_exact([1, 0, 1], [1, 0, 1]).p_value == 1.0  # no discordant pair
     assert stats.mcnemar_exact([1, 0], [0, 1]).p_value == 1.0  # min(1, 2 * 3/4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="same length"):
         stats.mcnemar_exact([1, 0], [1])
 
 
@@ -215,7 +215,9 @@ def test_untrusted_model_name_is_escaped(board):
     assert page.count("<script") == 1  # the page's own script only
     for name in ("image.md", "index.md"):
         text = (out / name).read_text()
-        assert HOSTILE not in text and "<script" not in text and HOSTILE_ESCAPED in text, name
+        assert HOSTILE not in text, name
+        assert '<script' not in text, name
+        assert HOSTILE_ESCAPED in text, name
     entry = json.loads((out / "models" / "script_alert_1_script.json").read_text())
     assert entry["name"] == HOSTILE  # JSON keeps the data verbatim; renderers escape
 
@@ -314,7 +316,8 @@ def test_check_input_errors_exit_2(runs, tmp_path, capsys):
                  ["--results", runs["a"], "--baseline", runs["a"], "--alpha", "0"],
                  ["--results", runs["a"]]):
         rc, _, err = _cli(["check", *argv], capsys)
-        assert rc == 2 and len(err.strip().splitlines()) == 1, (argv, err)
+        assert rc == 2, (argv, err)
+        assert len(err.strip().splitlines()) == 1, (argv, err)
 
 
 def _parquet_with_version(path: Path, frame: pd.DataFrame, version: str | None) -> None:
@@ -408,6 +411,7 @@ def _summary(model: str, accs: dict, checks: dict | None = None) -> pd.DataFrame
     from rlbind_bench.results.schema import SUMMARY_COLUMNS
 
     rows = [{"model": model, "modality": "image", "dataset": "toy", "threat": threat, "norm": norm, "eps": eps, "severity": sev,
+             "attack": "clean" if threat == "clean" else "pgd" if norm else "corruptions", "adversarial": bool(norm),
                  "config_hash": f"h-{threat}-{sev}-{eps}", "n": 100, "n_correct": round(acc * 100), "accuracy": acc,
                  "ci_low": acc - 0.05, "ci_high": acc + 0.05, "n_invalid": 0, "n_skipped": 0,
                  "checks_failed": (checks or {}).get(threat, "")}

@@ -149,7 +149,7 @@ def test_adjust_dispatch_and_refusals():
     np.testing.assert_array_equal(adjust_pvalues(p, "none"), p)
     assert adjust_pvalues([], "holm").size == 0
     for bad in ([math.nan], [1.5], [-0.1]):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"p-values must be numbers in \[0, 1\]"):
             holm_adjust(bad)
     with pytest.raises(ValueError, match="unknown correction"):
         adjust_pvalues(p, "bonferroni")

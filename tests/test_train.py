@@ -84,7 +84,7 @@ def test_each_recipe_lowers_its_loss_and_loads(recipe, train_args, tmp_path, pho
 
     out = tmp_path / recipe
     assert main(["train", "--recipe", recipe, "--out", str(out), "--steps", "8", "--warmup", "1", *train_args]) == 0
-    rows = list(csv.DictReader(open(out / "train_log.csv")))
+    rows = list(csv.DictReader((out / "train_log.csv").read_text().splitlines()))
     assert [int(r["step"]) for r in rows] == list(range(8))
     first = sum(float(r["loss"]) for r in rows[:3]) / 3
     last = sum(float(r["loss"]) for r in rows[-3:]) / 3
@@ -109,7 +109,7 @@ def test_resume_after_kill_is_exact(train_args, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     import csv
 
-    assert len(list(csv.DictReader(open(cut / "train_log.csv")))) == 4
+    assert len(list(csv.DictReader((cut / "train_log.csv").read_text().splitlines()))) == 4
 
 
 def test_lora_settings_parse_override_and_validate():
@@ -138,7 +138,7 @@ def test_lora_trains_only_adapters_lowers_loss_and_saves_merged(train_args, tmp_
 
     out = tmp_path / "lora"
     assert main(["train", "--recipe", "backbone", "--trainable", "lora", "--out", str(out), "--steps", "8", "--warmup", "1", *train_args, "--lr", "1e-2"]) == 0
-    rows = list(csv.DictReader(open(out / "train_log.csv")))
+    rows = list(csv.DictReader((out / "train_log.csv").read_text().splitlines()))
     first = sum(float(r["loss"]) for r in rows[:3]) / 3
     last = sum(float(r["loss"]) for r in rows[-3:]) / 3
     assert last < first, (first, last)
@@ -210,7 +210,8 @@ def test_lora_merge_matches_adapter_forward_and_reloads(checkpoints, tmp_path):
             assert not torch.allclose(before[m], live[m], atol=1e-3), (i, m)
             assert torch.allclose(live[m], merged[m], atol=1e-5, rtol=1e-4), (i, m)
             assert torch.equal(live[m], restored[m]), (i, m)
-            assert torch.equal(merged[m], unloaded[m]) and torch.equal(merged[m], loaded[m]), (i, m)
+            assert torch.equal(merged[m], unloaded[m]), (i, m)
+            assert torch.equal(merged[m], loaded[m]), (i, m)
         assert set(encoder.state_dict()) == set(reloaded.state_dict())  # no adapter keys left behind
 
 

@@ -33,5 +33,5 @@ def test_linf_training_attack_stays_in_the_cube():
 
 
 def test_unknown_training_norm_is_refused():
-    with pytest.raises(ConfigError, match="attack.norm"):
+    with pytest.raises(ConfigError, match=r"attack\.norm"):
         AttackSettings(norm="L1")
