@@ -187,6 +187,14 @@ class RunRequest:
     corruption_cache: bool = True  # corrupted inputs made in the loader's workers, kept under the user cache
 
 
+def named_datasets(catalogue: dict[str, DatasetSpec], names: list[str]) -> list[DatasetSpec]:
+    """The catalogue's specs for `names`, in order; an unknown name is a user mistake naming the known ones."""
+    unknown = [d for d in names if d not in catalogue]
+    if unknown:
+        raise UserError(f"unknown dataset {unknown[0]!r} (known: {', '.join(sorted(catalogue)) or 'none'})")
+    return [catalogue[d] for d in names]
+
+
 def resolve_datasets(req: RunRequest, encoder: BoundEncoder) -> list[DatasetSpec]:
     cfg = req.config
     wanted_modalities = cfg.modalities or list(encoder.modalities)
@@ -197,10 +205,7 @@ def resolve_datasets(req: RunRequest, encoder: BoundEncoder) -> list[DatasetSpec
     else:
         catalogue = load_datasets(req.datasets_file)
         if cfg.datasets:
-            unknown = [d for d in cfg.datasets if d not in catalogue]
-            if unknown:
-                raise UserError(f"unknown dataset {unknown[0]!r} (known: {', '.join(sorted(catalogue)) or 'none'})")
-            specs = [catalogue[d] for d in cfg.datasets]
+            specs = named_datasets(catalogue, cfg.datasets)
         else:
             root = req.data_root or default_data_root()
             specs = [s for s in catalogue.values() if s.root(root).is_dir()]

@@ -10,11 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlbind_bench.constants import LOGIT_SCALE
 from rlbind_bench.encoders.base import BoundEncoder
 from rlbind_bench.errors import ConfigError
 from rlbind_bench.files import atomic_write
-
-DEFAULT_LOGIT_SCALE = 100.0  # LanguageBind's and CLIP_benchmark's zero-shot scale
 
 
 def class_embedding_key(encoder: BoundEncoder, classnames: list[str], templates: list[str]) -> str:
@@ -51,7 +50,7 @@ class ZeroShotClassifier(nn.Module):
     """Raw input (the modality's input space) -> logits = scale * <normalised embedding, class embedding>."""
 
     def __init__(self, encoder: BoundEncoder, modality: str, class_embeddings: torch.Tensor,
-                 logit_scale: float = DEFAULT_LOGIT_SCALE, autocast_dtype: torch.dtype | None = None):
+                 logit_scale: float = LOGIT_SCALE, autocast_dtype: torch.dtype | None = None):
         super().__init__()
         self.encoder = encoder
         self.modality = modality

@@ -39,7 +39,7 @@ SUB_ATTACKS = {"apgd-ce": "apgd", "apgd-dlr": "apgd", "apgd-t": "apgd_targeted",
 
 
 def grid_shape(n: int) -> tuple[int, int]:
-    h = int(math.isqrt(n))
+    h = math.isqrt(n)
     while n % h:
         h -= 1
     return h, n // h

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_datasets
+from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_datasets, named_datasets
 from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.errors import UserError
 from rlbind_bench.files import write_text_atomic
@@ -44,11 +44,7 @@ def training_specs(req: TrainRequest) -> list[DatasetSpec]:
         return [adhoc_dataset(m, p, req.templates) for m, p in req.dataset_dirs.items()]
     if not req.datasets:
         raise UserError("give training data: --dataset-dir MODALITY=PATH (repeatable) or --datasets NAMES")
-    catalogue = load_datasets()
-    unknown = [d for d in req.datasets if d not in catalogue]
-    if unknown:
-        raise UserError(f"unknown dataset {unknown[0]!r} (known: {', '.join(sorted(catalogue))})")
-    specs = [dataclasses.replace(catalogue[d], split=req.split) for d in req.datasets]
+    specs = [dataclasses.replace(s, split=req.split) for s in named_datasets(load_datasets(), req.datasets)]
     if req.templates:
         specs = [dataclasses.replace(s, templates=list(req.templates)) for s in specs]
     return specs

@@ -18,13 +18,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rlbind_bench.constants import MODALITIES
 from rlbind_bench.errors import ConfigError
 from rlbind_bench.threats.corruptions import audio, image, video  # noqa: F401  (they register)
 from rlbind_bench.threats.corruptions.base import CORRUPTIONS, SEVERITIES, Corruption, rng_for
 
 __all__ = ["CORRUPTIONS", "MODALITIES", "Corruption", "corrupt", "corrupt_batch", "list_corruptions", "rng_for"]
 
-MODALITIES = ("image", "thermal", "depth", "audio", "video")
 
 
 def list_corruptions(modality: str) -> list[str]:
