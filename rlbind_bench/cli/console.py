@@ -27,6 +27,6 @@ def csv(text: str) -> list[str]:
 
 
 def eps_list(text: str) -> list[float]:
-    from rlbind_bench.threats.base import parse_number
+    from rlbind_bench.threats.spec import parse_number
 
     return [parse_number(t, "--eps") for t in csv(text)]

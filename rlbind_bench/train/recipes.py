@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rlbind_bench.config import build_dataclass, read_yaml
 from rlbind_bench.errors import ConfigError
-from rlbind_bench.threats.base import parse_number
+from rlbind_bench.threats.spec import parse_number
 from rlbind_bench.train.objectives import OBJECTIVE_CLASSES
 
 # A live view of the registry (in registration order): an objective registered later is known here too.
