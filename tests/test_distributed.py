@@ -107,9 +107,10 @@ def test_sigkill_mid_run_then_rerun_resumes(digits, reference, tmp_path):
     parts written before the kill are kept as they are (not recomputed), the others are computed, and every
     column of both tables and run.json (but for its times and command) equal the uninterrupted run's.
 
-    Seen to catch: a rerun that ignores existing parts (`if part.is_file()` check removed in runner.py: the
-    kept parts were rewritten), and parts whose name depends on the process (a `os.getpid()` in the part name:
-    the rerun merged the killed run's part and its own, duplicating rows)."""
+    Seen to catch (each made the test fail): a rerun that recomputes existing parts (the `if part.is_file()` skip
+    removed in runner.py: the kept parts were rewritten), part names that depend on the process (`os.getpid()`
+    added to the name: 6 parts, the killed run's beside the rerun's own), and a run_id that depends on the start
+    time (`"t": started` hashed into it: the kept parts' rows carry another run_id)."""
     out = tmp_path / "killed"
     returncode, _ = _interrupt_mid_run(digits, out, signal.SIGKILL)
     assert returncode == -signal.SIGKILL
@@ -124,8 +125,7 @@ def test_ctrl_c_mid_run_exits_130_then_rerun_resumes(digits, reference, tmp_path
     """Ctrl-C (SIGINT) once the first part exists: exit 130 with one line and no traceback, no tables written;
     the same command then ends with the uninterrupted run's results (every column, run.json but for times).
 
-    Seen to catch: a KeyboardInterrupt reported as an internal error (the `except KeyboardInterrupt` in
-    cli/__init__.py removed: exit 1 with a traceback)."""
+    Seen to catch: the `except KeyboardInterrupt` of cli/__init__.py removed (exit 1 with a traceback)."""
     out = tmp_path / "interrupted"
     returncode, err = _interrupt_mid_run(digits, out, signal.SIGINT)
     assert returncode == 130, err[-2000:]
@@ -140,8 +140,8 @@ def test_two_torchrun_ranks_share_the_shards_and_equal_one_process(digits, refer
     every part was written by exactly one rank (shard k by rank k mod 2, none computed twice), and both tables
     equal one process's in every column (run.json too, but for times, world size and the writers).
 
-    Seen to catch: every rank doing every shard (the `shard % world != rank` skip removed in runner.py: parts
-    listed with ranks [0, 1])."""
+    Seen to catch: every rank doing every shard (the `shard % world != rank` skip removed in runner.py: every
+    part listed with ranks [0, 1]; the tables alone were still equal)."""
     out = tmp_path / "multi"
     launcher = ("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m")
     _run(_cmd(digits, out, launcher), out)
