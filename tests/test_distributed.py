@@ -141,7 +141,7 @@ def test_two_torchrun_ranks_share_the_shards_and_equal_one_process(digits, refer
     equal one process's in every column (run.json too, but for times, world size and the writers).
 
     Seen to catch: every rank doing every shard (the `shard % world != rank` skip removed in runner.py: every
-    part listed with ranks [0, 1]; the tables alone were still equal)."""
+    part listed with ranks [0, 1])."""
     out = tmp_path / "multi"
     launcher = ("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m")
     _run(_cmd(digits, out, launcher), out)
