@@ -24,8 +24,9 @@ def _list_datasets(args):
 def _list_threats(args):
     from rlbind_bench.threats.registry import load_threats
 
-    return [(t.name, f"{t.attack} {t.norm} eps={[round(e, 6) for e in t.eps]} steps={t.steps}".strip())
-            for t in load_threats().values()]
+    # Only adversarial specs have a norm ball and steps; clean and corruptions are described in words.
+    return [(t.name, f"{t.attack} {t.norm} eps={[round(e, 6) for e in t.eps]} steps={t.steps}" if hasattr(t, "eps")
+             else f"{t.attack}: {t.description}") for t in load_threats().values()]
 
 
 def _list_suites(args):
