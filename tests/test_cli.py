@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from rlbind_bench.cli import main
-from rlbind_bench.results.schema import SAMPLE_COLUMNS, SUMMARY_COLUMNS
+from rlbind_bench.results.schema import SAMPLE_COLUMNS, SCHEMA_VERSION, SUMMARY_COLUMNS
 
 
 def run(argv, capsys):
@@ -47,7 +47,7 @@ def test_clean_run_writes_results_matching_languagebind(clean_run, checkpoints, 
     assert run["config"]["batch_size"] == 5 and list(run["batch_sizes"].values()) == [5]
     import pyarrow.parquet as pq
 
-    assert pq.read_schema(clean_run / "samples.parquet").metadata[b"rlbind_bench.schema_version"] == b"1"
+    assert pq.read_schema(clean_run / "samples.parquet").metadata[b"rlbind_bench.schema_version"] == SCHEMA_VERSION.encode()
     # Per-sample predictions identical to languagebind's own model + processor.
     lb = _compat.import_languagebind()
     model = lb.model_dict["image"].from_pretrained(str(checkpoints["image"])).eval()
