@@ -209,8 +209,9 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                                cache=cache, fits=[batch_size])
             prefetching = CorruptingDataset(dataset, variants, cache, in_memory=in_memory)
             for part, rows, bad in _run_shards(prefetching, pending, grid, workers, progress, task, batch_size):
-                # The sidecar first: a part without its sidecar would lose the skip list.
+                # The sidecars first: a part without them would lose the skip list and which rank wrote it.
                 write_json_atomic(part.with_suffix(".skipped.json"), bad)
+                write_json_atomic(part.with_suffix(f".rank-{rank}.json"), {"rank": rank, "world_size": world})
                 write_table_atomic(part, pd.DataFrame(rows, columns=SAMPLE_COLUMNS), SAMPLE_SCHEMA)
     barrier(world)
     if rank != 0:  # rank 0 merges; the others only wrote their parts
@@ -225,10 +226,23 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
            "datasets": [dataclasses.asdict(d) for d in datasets], "cells": cell_catalogue,
            "device": device_name(device), "seed": cfg.seed, "command": req.command,
            "started": iso_time(started), "finished": iso_time(time.time()), "seconds": round(time.time() - started, 3),
-           "skipped_files": skipped, "checks": diagnostics, "batch_sizes": batch_sizes,
+           "skipped_files": skipped, "checks": diagnostics, "batch_sizes": batch_sizes, "world_size": world,
+           "parts": part_writers(parts_dir, datasets),
            "check_definitions": {k: dataclasses.asdict(v) for k, v in CHECKS.items()}, "provenance": provenance()}
     write_json_atomic(out / "run.json", run)
     return RunOutcome(out, samples, summary, run)
+
+
+def part_writers(parts_dir: Path, datasets: list[DatasetSpec]) -> dict[str, list[int]]:
+    """For each part (its path under parts/), the ranks that wrote it, from the `.rank-<r>.json` sidecars:
+    one rank per part, unless a shard was computed twice."""
+    writers = {}
+    for spec in datasets:
+        folder = parts_dir / slugify(spec.name)
+        for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            writers[part.relative_to(parts_dir).as_posix()] = sorted(
+                json.loads(s.read_text())["rank"] for s in folder.glob(f"{part.stem}.rank-*.json"))
+    return writers
 
 
 def _diagnose(dataset, classifier, space, device, out: Path, key: str, norm: str) -> dict:

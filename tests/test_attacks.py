@@ -39,7 +39,7 @@ def _ctx(ids, logits, low=0.0, high=1.0):
     return AttackContext("image", 0, ids, logits, low, high, logits.shape[1], torch.device("cpu"))
 
 
-@pytest.mark.parametrize("norm,eps", [("Linf", 2 / 255), ("L2", 2.0)])
+@pytest.mark.parametrize(("norm", "eps"), [("Linf", 2 / 255), ("L2", 2.0)])
 def test_pgd_stays_in_ball_and_box_and_never_helps(image_setup, norm, eps):
     clf, x, y, ids, logits = image_setup
     spec = PGDSpec(name="t", attack="pgd", norm=norm, eps=(eps,), steps=5)
@@ -56,8 +56,9 @@ def test_pgd_stays_in_ball_and_box_and_never_helps(image_setup, norm, eps):
 
 
 def test_pgd_deterministic_and_batch_invariant(image_setup):
-    clf, x, y, ids, logits = image_setup
-    kw = dict(eps=2 / 255, norm="Linf", steps=3, step_size=0.5 / 255, low=0, high=1, seed=7, salt="c")
+    clf, x, y, ids, _ = image_setup
+    kw = {"eps": 2 / 255, "norm": "Linf", "steps": 3, "step_size": 0.5 / 255, "low": 0, "high": 1, "seed": 7,
+          "salt": "c"}
     full, _ = pgd(clf, x, y, ids=ids, **kw)
     again, _ = pgd(clf, x, y, ids=ids, **kw)
     assert torch.equal(full, again)
@@ -81,49 +82,6 @@ def test_pgd_at_least_as_strong_as_torchattacks(image_setup):
     assert 0 < int(ta_robust.sum()) < len(y), "eps should leave a partial robust accuracy"
     assert int(our_robust.sum()) <= int(ta_robust.sum())
     assert not (our_robust & ~ta_robust).any()  # same trajectory, every iterate checked: per sample as strong
-
-
-def _full_length_pgd(model, x, y, x0, eps, steps, step_size):
-    """Every sample iterated for all steps; its first misclassified iterate is kept (the semantics to keep)."""
-    import torch.nn.functional as F
-
-    cur, kept, found = x0.clone(), x0.clone(), torch.zeros(len(x), dtype=torch.bool)
-    for _ in range(steps):
-        cur.requires_grad_(True)
-        logits = model(cur)
-        grad, = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), cur)
-        with torch.no_grad():
-            wrong = (logits.argmax(1) != y) & ~found
-            kept[wrong], found = cur[wrong].detach(), found | wrong
-            cur = (x + (cur.detach() + step_size * grad.sign() - x).clamp(-eps, eps)).clamp(0, 1)
-    with torch.no_grad():
-        rest = ~found
-        kept[rest] = cur[rest]
-        found |= model(cur).argmax(1) != y
-    return kept, found
-
-
-def test_pgd_drops_broken_samples_without_changing_the_result(image_setup):
-    clf, x, y, ids, _ = image_setup
-    eps, steps, alpha = 2 / 255, 6, 0.5 / 255
-    seen = []
-
-    class Counting(torch.nn.Module):
-        def forward(self, inp):
-            seen.append(len(inp))
-            return clf(inp)
-
-    ours, broken = pgd(Counting(), x, y, eps=eps, norm="Linf", steps=steps, step_size=alpha, low=0, high=1,
-                       ids=ids, seed=0, salt="s", random_init=False)
-    ref, ref_broken = _full_length_pgd(clf, x, y, x.clone(), eps, steps, alpha)
-    assert 0 < int(broken.sum()) < len(x)
-    assert torch.equal(broken, ref_broken)
-    # A smaller batch changes float summation order, so a gradient component within rounding of 0 may
-    # change sign: allow a few such pixels (one step apart per step), nothing more.
-    diff = (ours - ref).abs()
-    assert (diff > 1e-6).float().mean() < 1e-4 and diff.max() <= 2 * alpha * steps + 1e-6
-    assert sum(seen) < (steps + 1) * len(x)  # broken samples left the batch
-    assert seen[0] == len(x) and seen == sorted(seen, reverse=True)
 
 
 @pytest.mark.parametrize("iterations", [
