@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 
 from rlbind_bench.threats.base import Attack, AttackContext, BatchResult, Cell, finite_rows, margins
-from rlbind_bench.threats.corruptions import corrupt_batch, list_corruptions
+# Called through the package at call time (as corruptions/cache.py does), so that tests can count the calls.
+from rlbind_bench.threats import corruptions
 from rlbind_bench.threats.registry import register_attack
 from rlbind_bench.threats.spec import SEVERITIES, CorruptionSpec
 
@@ -25,7 +26,7 @@ class CorruptionThreat(Attack):
     spec_type = CorruptionSpec
 
     def names_for(self, modality: str) -> list[str]:
-        available = list_corruptions(modality)
+        available = corruptions.list_corruptions(modality)
         if self.spec.subset:
             wanted = self.spec.subset.get(modality, ())
         else:
@@ -40,7 +41,7 @@ class CorruptionThreat(Attack):
         seed = self.spec.seed + ctx.seed
         xc = ctx.corrupted.batch(cell.variant, cell.severity, seed) if ctx.corrupted is not None else None
         if xc is None:  # not prefetched (video, cache off or unwritable): made here, to the same values
-            xc = corrupt_batch(ctx.modality, cell.variant, cell.severity, x.detach().cpu(), seed=seed,
+            xc = corruptions.corrupt_batch(ctx.modality, cell.variant, cell.severity, x.detach().cpu(), seed=seed,
                                sample_ids=ctx.sample_ids)
         xc = xc.to(x.device)
         with torch.no_grad():
