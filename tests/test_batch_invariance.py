@@ -219,7 +219,8 @@ def test_pgd_early_exit_equals_full_length_loop(digit_classifier, norm, eps, ste
     assert any(b is not None and b[0] == 1 for b in broke), "none broken only by the second restart"
     assert any(b is None for b in broke), "every sample broken: eps too large to test the survivors"
 
-    assert res.attacked.all() and res.valid.all()
+    assert res.attacked.all()
+    assert res.valid.all()
     assert torch.equal(res.pred, ref_pred)
     assert torch.equal(res.pred == y, ref_pred == y)  # correct
     assert res.broken_by == ["pgd" if b is not None else "" for b in broke]

@@ -9,7 +9,7 @@ from rlbind_bench.batching import AUTO, CPU_BATCH, auto_batch_size, fit_batch_si
 from rlbind_bench.errors import ConfigError
 
 
-@pytest.mark.parametrize("value,expected", [("auto", AUTO), ("AUTO", AUTO), ("16", 16), (16, 16), (" 8 ", 8)])
+@pytest.mark.parametrize(("value", "expected"), [("auto", AUTO), ("AUTO", AUTO), ("16", 16), (16, 16), (" 8 ", 8)])
 def test_parse_batch_size_accepts(value, expected):
     assert parse_batch_size(value) == expected
 
@@ -106,7 +106,8 @@ def test_oom_backoff_remembers_the_size_that_fits(monkeypatch):
     monkeypatch.setattr(runner, "evaluate_batch", fake_batch)
     grid = runner.DatasetGrid(*(None,) * 10, fits=[8])
     first = runner._evaluate_with_backoff(grid, torch.zeros(8, 1), list(range(8)), [{}] * 8)
-    assert [r[0] for r in first] == list(range(8)) and grid.fits == [2]
+    assert [r[0] for r in first] == list(range(8))
+    assert grid.fits == [2]
     assert tried == [8, 4, 2, 2, 2, 2]  # the second half (4) is split at once: 2 is known to fit
     tried.clear()
     second = runner._evaluate_with_backoff(grid, torch.zeros(8, 1), list(range(8, 16)), [{}] * 8)

@@ -36,15 +36,22 @@ def test_clean_run_writes_results_matching_languagebind(clean_run, checkpoints, 
     samples = pd.read_parquet(clean_run / "samples.parquet")
     summary = pd.read_parquet(clean_run / "summary.parquet")
     run = json.loads((clean_run / "run.json").read_text())
-    assert list(samples.columns) == SAMPLE_COLUMNS and list(summary.columns) == SUMMARY_COLUMNS
-    assert len(samples) == 12 and set(samples["threat"]) == {"clean"}
+    assert list(samples.columns) == SAMPLE_COLUMNS
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert len(samples) == 12
+    assert set(samples["threat"]) == {"clean"}
     assert sorted(samples["sample_id"]) == sorted(p.relative_to(photo_dir).as_posix() for p in photo_dir.rglob("*.png"))
-    assert samples["label"].dtype.kind == "i" and samples["clean_pred"].dtype.kind == "i"
+    assert samples["label"].dtype.kind == "i"
+    assert samples["clean_pred"].dtype.kind == "i"
     row = summary.iloc[0]
-    assert row["n"] == 12 and row["accuracy"] == pytest.approx(samples["correct"].mean())
+    assert row["n"] == 12
+    assert row["accuracy"] == pytest.approx(samples["correct"].mean())
     assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
-    assert run["provenance"]["packages"]["torch"] and run["command"] and run["finished"]
-    assert run["config"]["batch_size"] == 5 and list(run["batch_sizes"].values()) == [5]
+    assert run["provenance"]["packages"]["torch"]
+    assert run["command"]
+    assert run["finished"]
+    assert run["config"]["batch_size"] == 5
+    assert list(run["batch_sizes"].values()) == [5]
     import pyarrow.parquet as pq
 
     assert pq.read_schema(clean_run / "samples.parquet").metadata[b"rlbind_bench.schema_version"] == SCHEMA_VERSION.encode()
@@ -81,7 +88,9 @@ def test_user_errors_exit_2_with_one_line(checkpoints, photo_dir, tmp_path, caps
     rc, _, err = run(argv + argv_extra, capsys)
     assert rc == 2
     lines = [x for x in err.strip().splitlines() if x]
-    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+    assert len(lines) == 1
+    assert needle in lines[0]
+    assert "Traceback" not in err
     assert not (tmp_path / "o" / "samples.parquet").exists()
 
 
@@ -91,7 +100,9 @@ def test_empty_dataset_and_missing_folder(checkpoints, tmp_path, capsys):
     for target, needle in ((empty, "no image files"), (tmp_path / "missing", "does not exist")):
         rc, _, err = run(["run", "--model", str(checkpoints["image"]), "--dataset-dir", f"image={target}",
                           "--out", str(tmp_path / "o"), "--no-progress"], capsys)
-        assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1
+        assert rc == 2
+        assert needle in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_hostile_checkpoints_refused(checkpoints, tmp_path, capsys):
@@ -106,7 +117,8 @@ def test_hostile_checkpoints_refused(checkpoints, tmp_path, capsys):
     data = (bad / "model.safetensors").read_bytes()
     (bad / "model.safetensors").write_bytes(data[: len(data) // 2])
     rc, _, err = run(["run", "--model", str(bad), "--dataset-dir", "image=/tmp", "--out", str(tmp_path / "o")], capsys)
-    assert rc == 2 and "corrupt or truncated" in err
+    assert rc == 2
+    assert "corrupt or truncated" in err
     # A pickle that would run code: refused, never executed.
     evil = tmp_path / "evil"
     shutil.copytree(checkpoints["image"], evil)
@@ -120,7 +132,9 @@ def test_hostile_checkpoints_refused(checkpoints, tmp_path, capsys):
     with open(evil / "pytorch_model.bin", "wb") as fh:
         pickle.dump({"x": Payload()}, fh)
     rc, _, err = run(["run", "--model", str(evil), "--dataset-dir", "image=/tmp", "--out", str(tmp_path / "o")], capsys)
-    assert rc == 2 and "refusing" in err and not marker.exists()
+    assert rc == 2
+    assert "refusing" in err
+    assert not marker.exists()
     # A plain tensor state dict in pytorch_model.bin loads (weights_only).
     good = tmp_path / "binckpt"
     shutil.copytree(checkpoints["image"], good)
@@ -137,7 +151,8 @@ def test_hostile_checkpoints_refused(checkpoints, tmp_path, capsys):
     (remote / "config.json").write_text(json.dumps(cfg))
     rc, _, err = run(["run", "--model", str(remote), "--dataset-dir", "image=/tmp", "--out", str(tmp_path / "o")],
                      capsys)
-    assert rc == 2 and "never executes code" in err
+    assert rc == 2
+    assert "never executes code" in err
 
 
 def test_hub_id_offline_fails_with_one_line(tmp_path, capsys, monkeypatch):
@@ -145,7 +160,9 @@ def test_hub_id_offline_fails_with_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     rc, _, err = run(["run", "--model", "LanguageBind/LanguageBind_Image", "--dataset-dir", "image=/tmp",
                       "--out", str(tmp_path / "o")], capsys)
-    assert rc == 2 and "cannot fetch LanguageBind/LanguageBind_Image" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2
+    assert "cannot fetch LanguageBind/LanguageBind_Image" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_malformed_datasets_yaml(checkpoints, tmp_path, capsys):
@@ -153,18 +170,21 @@ def test_malformed_datasets_yaml(checkpoints, tmp_path, capsys):
     bad.write_text("datasets:\n  x: [unclosed\n")
     rc, _, err = run(["run", "--model", str(checkpoints["image"]), "--datasets-file", str(bad), "--datasets", "x",
                       "--out", str(tmp_path / "o")], capsys)
-    assert rc == 2 and "malformed YAML" in err
+    assert rc == 2
+    assert "malformed YAML" in err
     bad.write_text("datasets:\n  x: {modality: image, path: p, colour: red}\n")
     rc, _, err = run(["run", "--model", str(checkpoints["image"]), "--datasets-file", str(bad), "--datasets", "x",
                       "--out", str(tmp_path / "o")], capsys)
-    assert rc == 2 and "unknown key(s) colour" in err
+    assert rc == 2
+    assert "unknown key(s) colour" in err
 
 
 @pytest.mark.parametrize(("what", "needle"), [("models", "languagebind/audio"), ("threats", "autoattack-linf"),
                                          ("suites", "quick"), ("datasets", "esc50")])
 def test_list(capsys, what, needle):
     rc, out, _ = run(["list", what], capsys)
-    assert rc == 0 and needle in out
+    assert rc == 0
+    assert needle in out
 
 
 def test_quick_suite_all_four_modalities(checkpoints, photo_dir, real_wav_dir, real_video, tmp_path):

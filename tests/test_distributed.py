@@ -98,7 +98,8 @@ def reference(digits, tmp_path_factory):
     _run(_cmd(digits, out), out)
     assert len(_parts(out)) == N_PARTS
     samples = pd.read_parquet(out / "samples.parquet")
-    assert len(samples) == N_SAMPLES * (1 + 3 + 2) and samples["attacked"].any()  # clean, 3 corruptions, 2 PGD
+    assert len(samples) == N_SAMPLES * (1 + 3 + 2)
+    assert samples["attacked"].any()
     return out
 
 
@@ -130,7 +131,8 @@ def test_ctrl_c_mid_run_exits_130_then_rerun_resumes(digits, reference, tmp_path
     returncode, err = _interrupt_mid_run(digits, out, signal.SIGINT)
     assert returncode == 130, err[-2000:]
     lines = [x for x in err.strip().splitlines() if x.strip()]
-    assert lines[-1].startswith("rlbind-bench: interrupted") and "Traceback" not in err
+    assert lines[-1].startswith("rlbind-bench: interrupted")
+    assert "Traceback" not in err
     _run(_cmd(digits, out), out)
     _assert_same_results(out, reference)
 
@@ -157,6 +159,7 @@ def test_two_torchrun_ranks_share_the_shards_and_equal_one_process(digits, refer
     assert {ranks[0] for ranks in writers.values()} == {0, 1}  # both ranks wrote parts
     assert len(list((out / "parts").glob("*/*.rank-*.json"))) == N_PARTS
     single = json.loads((reference / "run.json").read_text())
-    assert single["world_size"] == 1 and all(r == [0] for r in single["parts"].values())
+    assert single["world_size"] == 1
+    assert all(r == [0] for r in single["parts"].values())
     assert sorted(single["parts"]) == sorted(writers)
     _assert_same_results(out, reference, drop=(*RUN_TIMES, "world_size", "parts"))

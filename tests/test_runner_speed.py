@@ -47,7 +47,9 @@ def test_workers_give_identical_rows_and_still_skip_unreadable(checkpoints, phot
     assert run0["run_id"] == run2["run_id"] == run_u["run_id"]
     for run in (run0, run2):
         skipped = next(iter(run["skipped_files"].values()))
-        assert len(skipped) == 2 and any("broken.png" in s for s in skipped) and any("empty.jpg" in s for s in skipped)
+        assert len(skipped) == 2
+        assert any("broken.png" in s for s in skipped)
+        assert any("empty.jpg" in s for s in skipped)
     summary = pd.read_parquet(tmp_path / "w2" / "summary.parquet")
     assert (summary["n_skipped"] == 2).all()
 
@@ -82,10 +84,13 @@ def fp32_run(checkpoints, photo_dir, tmp_path_factory):
 def test_bf16_on_cpu_is_close_to_fp32_and_recorded(checkpoints, photo_dir, fp32_run, tmp_path):
     bf16 = _api_run(checkpoints, photo_dir, tmp_path / "bf16", precision="bf16")
     a, b = fp32_run.samples, bf16.samples
-    assert len(a) == len(b) == 12 and list(a["sample_id"]) == list(b["sample_id"]) and b["margin"].notna().all()
+    assert len(a) == len(b) == 12
+    assert list(a["sample_id"]) == list(b["sample_id"])
+    assert b["margin"].notna().all()
     assert (a["clean_pred"] == b["clean_pred"]).mean() >= 0.75
     assert abs(a["correct"].mean() - b["correct"].mean()) <= 0.25
-    assert bf16.run["run_id"] != fp32_run.run["run_id"] and bf16.run["config"]["precision"] == "bf16"
+    assert bf16.run["run_id"] != fp32_run.run["run_id"]
+    assert bf16.run["config"]["precision"] == "bf16"
     assert set(a["config_hash"]).isdisjoint(set(b["config_hash"]))
 
 
@@ -108,12 +113,15 @@ def test_bf16_classifier_keeps_float32_logits_and_gradients(checkpoints, photo_d
     clf = ZeroShotClassifier(enc, "image", emb, autocast_dtype=torch.bfloat16).eval()
     with torch.no_grad():
         logits = clf(x)
-    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+    assert logits.dtype == torch.float32
+    assert torch.isfinite(logits).all()
     y = logits.argmax(1)
     ids = [f.name for f in files]
     res = PGD(PGDSpec("t", "pgd", norm="Linf", eps=(4 / 255,), steps=2)).run(
         clf, x, y, Cell("t", "Linf", 4 / 255), AttackContext("image", 0, ids, logits, 0.0, 1.0, 4, torch.device("cpu")))
-    assert res.valid.all() and (res.perturbation_norm <= 4 / 255 + 1e-6).all() and (res.perturbation_norm > 0).any()
+    assert res.valid.all()
+    assert (res.perturbation_norm <= 4 / 255 + 1e-6).all()
+    assert (res.perturbation_norm > 0).any()
 
 
 def test_defaults_keep_hashes_and_compile_is_recorded(checkpoints, photo_dir, fp32_run, tmp_path, monkeypatch):
@@ -131,7 +139,8 @@ def test_defaults_keep_hashes_and_compile_is_recorded(checkpoints, photo_dir, fp
     monkeypatch.setattr(torch, "compile", fake_compile)
     run = _api_run(checkpoints, photo_dir, tmp_path / "compiled", compile=True)
     assert compiled == ["ZeroShotClassifier"]
-    assert run.run["run_id"] != fp32_run.run["run_id"] and run.run["config"]["compile"] is True
+    assert run.run["run_id"] != fp32_run.run["run_id"]
+    assert run.run["config"]["compile"] is True
     assert set(run.samples["config_hash"]).isdisjoint(set(fp32_run.samples["config_hash"]))
     pd.testing.assert_frame_equal(run.samples.drop(columns=["run_id", "config_hash"]),
                                   fp32_run.samples.drop(columns=["run_id", "config_hash"]))

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from rlbind_bench.threats.base import Attack, AttackContext, BatchResult, Cell, finite_rows, margins
 # Called through the package at call time (as corruptions/cache.py does), so that tests can count the calls.
 from rlbind_bench.threats import corruptions
+from rlbind_bench.threats.base import Attack, AttackContext, BatchResult, Cell, finite_rows, margins
 from rlbind_bench.threats.registry import register_attack
 from rlbind_bench.threats.spec import SEVERITIES, CorruptionSpec
 
