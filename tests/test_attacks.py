@@ -9,7 +9,7 @@ import torch
 from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.modalities import get_handler
 from rlbind_bench.threats.autoattack import AutoAttackThreat
-from rlbind_bench.threats.base import AttackContext
+from rlbind_bench.threats.base import AttackContext, margins
 from rlbind_bench.threats.pgd import PGD, pgd
 from rlbind_bench.threats.spec import AutoAttackSpec, PGDSpec
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
@@ -134,7 +134,7 @@ def test_autoattack_custom_equals_reference(image_setup, iterations):
     """version custom (what RobustVLM runs) on a 4-class LanguageBind-format model, against pyautoattack built
     here from its own API: the targets cut to classes - 1 and the iteration override are written in the test.
 
-    Break seen caught: make_autoattack not applying `iterations` to apgd_targeted (predictions differ)."""
+    Break seen caught: make_autoattack passing `seed + 1` to pyautoattack (the margins differ)."""
     clf, x, y, ids, logits = image_setup
     spec = AutoAttackSpec(name="aa", attack="autoattack", norm="Linf", eps=(2 / 255,), version="custom",
                           attacks_to_run=("apgd-ce", "apgd-t"), seed=3, steps=iterations)
@@ -152,6 +152,8 @@ def test_autoattack_custom_equals_reference(image_setup, iterations):
     assert all(res.broken_by[i] == "" for i in (~broken).nonzero().squeeze(1).tolist())
     assert (res.perturbation_norm <= 2 / 255 + 1e-6).all()
     assert torch.allclose(res.perturbation_norm, (x_adv - x).flatten(1).abs().amax(1), atol=1e-6)
+    with torch.no_grad():  # the adversarial points themselves: most lie at the same L-inf norm, eps
+        assert torch.allclose(res.margin, margins(clf(x_adv), y), atol=1e-5)
     assert broken.any() and not broken.all()
 
 

@@ -173,7 +173,8 @@ class SmallConvNet(nn.Module):
 def test_eot_iter_one_and_ce_are_the_plain_pgd_rows_exactly(norm, eps):
     """eot_iter 1 with loss ce is the update as it was, bit for bit (random start, 2 restarts, early exit).
 
-    Break seen caught: loss_gradient dividing by eot_iter also when it is 1 (the L2 rows differed)."""
+    Breaks seen caught: cross-entropy averaged over the batch (reduction "mean") instead of summed (the L2 rows
+    differed in the last bits); no sample ever marked broken before the last iterate (both norms)."""
     model = SmallConvNet().eval()
     for p in model.parameters():
         p.requires_grad_(False)
