@@ -170,9 +170,10 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             base_cfg = {"fingerprint": encoder.fingerprint(), "dataset": spec.name,
                         "templates": spec.template_list(), "classes": index.prompts, "logit_scale": cfg.logit_scale,
                         "space": dataclasses.asdict(space), "seed": cfg.seed, **numeric_options}
-            hashes = {c.key: config_hash({**base_cfg, **a.cell_config(c)}) for a, c in plan}
+            hashes = {c.key: config_hash({**base_cfg, **a.cell_config(c, index.num_classes)}) for a, c in plan}
             cell_catalogue += [{"dataset": spec.name, "modality": spec.modality, "cell": c.key,
-                                "config_hash": hashes[c.key], "config": a.cell_config(c)} for a, c in plan]
+                                "config_hash": hashes[c.key], "config": a.cell_config(c, index.num_classes)}
+                               for a, c in plan]
             shard_size = int(os.environ.get("RLBIND_SHARD_SIZE", SHARD_SIZE))
             shard_hash = config_hash({**base_cfg, "cells": sorted(hashes.values()), "n": len(index.samples),
                                       "shard_size": shard_size,

@@ -4,6 +4,10 @@
   reference's constructor defaults (APGD-CE 5 restarts, APGD-T 9 targets, 100 iterations), which is what
   RobustVLM and CLIP_benchmark run on CLIP;
 - fewer than 10 classes: APGD-T and FAB-T target counts are cut to classes - 1 (AutoAttack issue 110);
+- fewer than 4 classes: the sub-attacks whose loss the class count does not define are left out (APGD-DLR
+  needs 3 classes, APGD-T's targeted DLR 4; APGD-CE, FAB, FAB-T and Square run on 2), where pyautoattack
+  itself would only warn and then fail with an IndexError; the list that ran is in the cell's config
+  (`sub_attacks`, hashed into config_hash), see docs/autoattack.md;
 - FAB and Square assume [B,C,H,W] images in [0,1]. Every modality is presented to AutoAttack as such a
   tensor: video [B,T,3,H,W] -> [B,3T,H,W]; audio [B,N] -> [B,1,h,w] with h*w = N (h the largest divisor
   of N not above sqrt(N)), so Square's windows are contiguous blocks of the waveform; the audio box
@@ -32,7 +36,7 @@ from rlbind_bench.threats.base import (
     per_sample_norm,
 )
 from rlbind_bench.threats.registry import register_attack
-from rlbind_bench.threats.spec import AutoAttackSpec
+from rlbind_bench.threats.spec import VERSION_SUB_ATTACKS, AutoAttackSpec
 
 SUB_ATTACKS = {"apgd-ce": "apgd", "apgd-dlr": "apgd", "apgd-t": "apgd_targeted", "fab": "fab", "fab-t": "fab",
                "square": "square"}
@@ -78,16 +82,23 @@ class UnitBoxView(nn.Module):
         return self.model(self.from_unit(u))
 
 
-def make_autoattack(view: UnitBoxView, *, eps: float, norm: str, version: str, attacks_to_run, n_classes: int,
-                    n_target_classes: int, seed: int, device, iterations: int = 0):
-    """The reference AutoAttack object exactly as this threat runs it (tests build the same)."""
+def make_autoattack(view: UnitBoxView, spec: AutoAttackSpec, *, eps: float, norm: str, n_classes: int, seed: int,
+                    device, iterations: int = 0):
+    """The reference AutoAttack object as this threat runs it on `n_classes` classes: the version's settings,
+    the sub-attacks the class count allows (spec.sub_attacks) and the target count cut to classes - 1."""
     import pyautoattack
 
-    kwargs = {"device": device, "eps": eps / view.scale, "norm": norm, "seed": seed, "version": version}
-    if version == "custom":
-        kwargs["attacks"] = list(attacks_to_run)
+    kwargs = {"device": device, "eps": eps / view.scale, "norm": norm, "seed": seed, "version": spec.version}
+    if spec.version == "custom":
+        kwargs["attacks"] = list(spec.attacks_to_run)
     aa = pyautoattack.AutoAttack(view, **kwargs)
-    targets = max(1, min(n_target_classes, n_classes - 1))
+    # Our version lists decide what is stored in config_hash: a pyautoattack that changed them must not
+    # run under the old hash.
+    if spec.version != "custom" and tuple(aa.attacks_to_run) != VERSION_SUB_ATTACKS[spec.version]:
+        raise RuntimeError(f"pyautoattack's {spec.version} version runs {aa.attacks_to_run}, "
+                           f"this project expects {list(VERSION_SUB_ATTACKS[spec.version])}")
+    aa.attacks_to_run = list(spec.sub_attacks(n_classes))
+    targets = spec.target_classes(n_classes)
     aa.apgd_targeted.n_target_classes = targets
     aa.fab.n_target_classes = targets
     if iterations:  # 0 keeps the reference's 100; anything else is a declared, stored deviation
@@ -104,13 +115,24 @@ class AutoAttackThreat(Attack):
     def cells(self, modality: str) -> list[Cell]:
         return [Cell(self.spec.name, norm=self.spec.norm, eps=float(e)) for e in self.spec.eps]
 
+    def cell_config(self, cell: Cell, num_classes: int | None = None) -> dict:
+        """With the dataset's class count: the sub-attacks that run (in order) and the target count, which
+        the spec alone does not say (they depend on the classes); a count no sub-attack runs on is refused
+        here, before the first batch."""
+        config = super().cell_config(cell, num_classes)
+        if num_classes is None:
+            return config
+        runs = self.spec.sub_attacks(num_classes)
+        config["sub_attacks"] = list(runs)
+        if {"apgd-t", "fab-t"} & set(runs):
+            config["effective_n_target_classes"] = self.spec.target_classes(num_classes)
+        return config
+
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
         _compat.apply("autoattack_module")
         view = UnitBoxView(model, tuple(x.shape[1:]), ctx.low, ctx.high)
-        aa = make_autoattack(view, eps=cell.eps, norm=cell.norm, version=self.spec.version,
-                             attacks_to_run=self.spec.attacks_to_run, n_classes=ctx.num_classes,
-                             n_target_classes=self.spec.n_target_classes, seed=self.spec.seed + ctx.seed,
-                             device=ctx.device, iterations=self.spec.steps)
+        aa = make_autoattack(view, self.spec, eps=cell.eps, norm=cell.norm, n_classes=ctx.num_classes,
+                             seed=self.spec.seed + ctx.seed, device=ctx.device, iterations=self.spec.steps)
         clean = ctx.clean_logits
         robust = (clean.argmax(1) == y) & finite_rows(clean)
         broken_by = [""] * len(x)
@@ -154,7 +176,7 @@ class AutoAttackThreat(Attack):
             obj = getattr(aa, SUB_ATTACKS[name])
             originals.setdefault(id(obj), (obj, obj.perturb))
         # Sub-attacks sharing an object (apgd-ce/apgd-dlr, fab/fab-t) are told apart by AutoAttack's own flags.
-        for _, (obj, _) in originals.items():
+        for obj, _ in originals.values():
             names = [n for n in aa.attacks_to_run if getattr(aa, SUB_ATTACKS[n]) is obj]
             if len(names) == 1:
                 obj.perturb = wrap(names[0], obj)

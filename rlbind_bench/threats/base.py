@@ -91,7 +91,9 @@ class Attack(ABC):
     @abstractmethod
     def cells(self, modality: str) -> list[Cell]: ...
 
-    def cell_config(self, cell: Cell) -> dict:
+    def cell_config(self, cell: Cell, num_classes: int | None = None) -> dict:
+        """What the cell's rows are hashed over; `num_classes` (the dataset's) for attacks whose settings
+        depend on it (AutoAttack's sub-attacks) or that refuse some counts (PGD's DLR loss)."""
         return {"threat": self.spec.to_dict(), "cell": cell.key}
 
     @abstractmethod

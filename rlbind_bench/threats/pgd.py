@@ -8,7 +8,10 @@ the input box) with three differences that only make it stronger or reproducible
   kept), not only the last one;
 - restarts keep the first successful one;
 - a sample leaves the batch as soon as an iterate breaks it (its later iterates could not change the result).
-Cost: at most steps forward+backward passes plus one forward of the still-unbroken samples per restart.
+The loss it ascends is the spec's `loss` (cross-entropy, CW margin or DLR), and with `eot_iter` > 1 the gradient
+is the mean over that many forward/backward passes (expectation over transformation, for randomised models;
+1 is a single pass, bit for bit the plain update).
+Cost: at most steps * eot_iter forward+backward passes plus one forward of the still-unbroken samples per restart.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from rlbind_bench.threats.base import (
     per_sample_norm,
 )
 from rlbind_bench.threats.registry import register_attack
-from rlbind_bench.threats.spec import PGDSpec
+from rlbind_bench.threats.spec import PGD_LOSS_MIN_CLASSES, PGDSpec
 
 
 def sample_generator(seed: int, sample_id: str, salt: str) -> torch.Generator:
@@ -69,7 +72,39 @@ def default_step_size(eps: float, steps: int) -> float:
     return 2.5 * eps / max(steps, 1)
 
 
-def _attack_until_broken(model, xs, ys, x_adv, *, eps, norm, steps, step_size, low, high):
+def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Croce & Hein (2020)'s DLR loss per sample, -(z_y - max_{i!=y} z_i) / (z_pi1 - z_pi3), written as
+    pyautoattack's APGDAttack.dlr_loss (a test compares): scale-invariant, so a large logit scale cannot
+    saturate it the way it saturates cross-entropy's softmax."""
+    z_sorted, idx_sorted = logits.sort(dim=1)
+    top_is_y = (idx_sorted[:, -1] == y).float()
+    u = torch.arange(len(y), device=logits.device)
+    return -(logits[u, y] - z_sorted[:, -2] * top_is_y - z_sorted[:, -1] * (1.0 - top_is_y)) / (
+        z_sorted[:, -1] - z_sorted[:, -3] + 1e-12)
+
+
+# Each loss summed over the batch (a sample's gradient is its own: the models are per-sample).
+LOSSES = {
+    "ce": lambda logits, y: F.cross_entropy(logits, y, reduction="sum"),
+    "margin": lambda logits, y: -margins(logits, y).sum(),  # CW: max other logit - true logit
+    "dlr": lambda logits, y: dlr_loss(logits, y).sum(),
+}
+if set(LOSSES) != set(PGD_LOSS_MIN_CLASSES):  # the spec validates names this module must implement
+    raise ImportError(f"PGD losses {sorted(LOSSES)} differ from the spec's {sorted(PGD_LOSS_MIN_CLASSES)}")
+
+
+def loss_gradient(model, cur: torch.Tensor, y: torch.Tensor, loss: str, eot_iter: int):
+    """(gradient of the summed loss at cur, logits of the last pass). With eot_iter > 1 the gradient is the
+    mean over eot_iter passes, as pyautoattack's APGD does for randomised models; 1 is the single pass."""
+    grad = logits = None
+    for _ in range(eot_iter):
+        logits = model(cur)
+        g, = torch.autograd.grad(LOSSES[loss](logits.float(), y), cur)
+        grad = g if grad is None else grad + g
+    return (grad if eot_iter == 1 else grad / eot_iter), logits
+
+
+def _attack_until_broken(model, xs, ys, x_adv, *, eps, norm, steps, step_size, low, high, loss, eot_iter):
     """PGD iterations from x_adv; a sample leaves the batch at the first iterate that misclassifies it.
 
     The result is the same as iterating every sample for all steps and keeping its first misclassified
@@ -85,9 +120,7 @@ def _attack_until_broken(model, xs, ys, x_adv, *, eps, norm, steps, step_size, l
         if not len(active):
             break
         cur = cur.detach().requires_grad_(True)
-        logits = model(cur)
-        loss = F.cross_entropy(logits.float(), ys[active], reduction="sum")
-        grad, = torch.autograd.grad(loss, cur)
+        grad, logits = loss_gradient(model, cur, ys[active], loss, eot_iter)
         with torch.no_grad():
             logits = logits.detach().float()
             if kept_logits is None:
@@ -113,9 +146,9 @@ def _attack_until_broken(model, xs, ys, x_adv, *, eps, norm, steps, step_size, l
 
 def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps: int, step_size: float,
         low: float, high: float, ids: list[str], seed: int, salt: str, restarts: int = 1,
-        random_init: bool = True, return_logits: bool = False):
+        random_init: bool = True, return_logits: bool = False, loss: str = "ce", eot_iter: int = 1):
     """Return (x_adv, broken[, logits]): broken[i] says an iterate misclassified sample i; logits are the model's
-    at x_adv (kept from the step that found it), so callers need no extra forward."""
+    at x_adv (kept from the step that found it), so callers need no extra forward. `loss` names one of LOSSES."""
     best = x.clone()
     broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     best_logits = None
@@ -128,7 +161,7 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps
         delta = random_start(xs, eps, norm, sub_ids, seed, f"{salt}|r{r}") if random_init else torch.zeros_like(xs)
         kept, kept_logits, found = _attack_until_broken(model, xs, ys, (xs + delta).clamp(low, high), eps=eps,
                                                         norm=norm, steps=steps, step_size=step_size, low=low,
-                                                        high=high)
+                                                        high=high, loss=loss, eot_iter=eot_iter)
         idx = todo.nonzero().squeeze(1)
         best[idx] = kept
         broken[idx] = found
@@ -151,10 +184,13 @@ class PGD(Attack):
     def step_size(self, eps: float) -> float:
         return self.spec.step_size if self.spec.step_size is not None else default_step_size(eps, self.spec.steps)
 
-    def cell_config(self, cell: Cell) -> dict:
-        return {**super().cell_config(cell), "effective_step_size": self.step_size(cell.eps)}
+    def cell_config(self, cell: Cell, num_classes: int | None = None) -> dict:
+        if num_classes is not None:  # refused before the first batch, not halfway through a run
+            self.spec.check_classes(num_classes)
+        return {**super().cell_config(cell, num_classes), "effective_step_size": self.step_size(cell.eps)}
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
+        self.spec.check_classes(ctx.num_classes)
         clean = ctx.clean_logits
         todo = clean.argmax(1) == y if self.spec.only_correct else torch.ones_like(y, dtype=torch.bool)
         todo &= finite_rows(clean)
@@ -166,7 +202,8 @@ class PGD(Attack):
             adv, hit, adv_logits = pgd(model, x[todo], y[todo], eps=cell.eps, norm=cell.norm, steps=self.spec.steps,
                                        step_size=self.step_size(cell.eps), low=ctx.low, high=ctx.high, ids=ids,
                                        seed=self.spec.seed + ctx.seed, salt=cell.key, restarts=self.spec.restarts,
-                                       random_init=self.spec.random_start, return_logits=True)
+                                       random_init=self.spec.random_start, return_logits=True,
+                                       loss=self.spec.loss, eot_iter=self.spec.eot_iter)
             x_final[todo] = adv
             broken[todo] = hit
             logits[todo] = adv_logits

@@ -105,25 +105,41 @@ class AdversarialSpec(ThreatSpec):
         return data
 
 
+# PGD's losses and the fewest classes each is defined for (DLR's denominator is z_pi1 - z_pi3).
+PGD_LOSS_MIN_CLASSES = {"ce": 2, "margin": 2, "dlr": 3}
+
+
 @dataclass(frozen=True)
 class PGDSpec(AdversarialSpec):
-    """Projected gradient descent (Madry et al.) with cross-entropy on the zero-shot logits."""
+    """Projected gradient descent (Madry et al.) on the zero-shot logits, maximising `loss`."""
 
     step_size: float | None = None  # absolute; None: 2.5 * eps / steps
     restarts: int = 1
     random_start: bool = True
+    # ce: cross-entropy; margin: CW, max other logit - true logit; dlr: Croce & Hein's difference of logits
+    # ratio (needs >= 3 classes: the run refuses fewer).
     loss: str = "ce"
+    eot_iter: int = 1  # gradients averaged over this many passes (EOT, for randomised models); 1: one pass
     only_correct: bool = True  # attack only samples that are still correct on clean input
 
-    LOSSES = ("ce",)
+    LOSSES = tuple(PGD_LOSS_MIN_CLASSES)
 
     def __post_init__(self):
         super().__post_init__()
         if self.restarts < 1:
             raise ConfigError(f"threat {self.name}: restarts must be >= 1")
+        if self.eot_iter < 1:
+            raise ConfigError(f"threat {self.name}: eot_iter must be >= 1")
         if self.loss not in self.LOSSES:
             raise ConfigError(f"threat {self.name}: loss {self.loss!r} is not implemented "
                               f"(known: {', '.join(self.LOSSES)})")
+
+    def check_classes(self, num_classes: int) -> None:
+        """Refuse a class count the loss is not defined for (before any sample is attacked)."""
+        need = PGD_LOSS_MIN_CLASSES[self.loss]
+        if num_classes < need:
+            raise ConfigError(f"threat {self.name}: loss {self.loss} needs at least {need} classes, the dataset "
+                              f"has {num_classes} (use loss: ce or margin)")
 
     @classmethod
     def coerce(cls, data: dict, where: str) -> dict:
@@ -131,6 +147,16 @@ class PGDSpec(AdversarialSpec):
         if data.get("step_size") is not None:
             data["step_size"] = parse_number(data["step_size"], f"{where}: step_size")
         return data
+
+
+# AutoAttack's sub-attacks, and the fewest classes each one's loss is defined for: DLR divides by
+# z_pi1 - z_pi3 (3 logits), targeted DLR by z_pi1 - (z_pi3 + z_pi4) / 2 (4 logits); cross-entropy, FAB's
+# linearised decision boundaries and Square's margin loss need only 2 (as pyautoattack's check_n_classes says).
+SUB_ATTACK_MIN_CLASSES = {"apgd-ce": 2, "apgd-dlr": 3, "fab": 2, "square": 2, "apgd-t": 4, "fab-t": 2}
+# The sub-attacks each version runs, in order (pyautoattack's AutoAttack._set_version; a test compares).
+VERSION_SUB_ATTACKS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+                       "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"),
+                       "rand": ("apgd-ce", "apgd-dlr")}
 
 
 @dataclass(frozen=True)
@@ -150,6 +176,28 @@ class AutoAttackSpec(AdversarialSpec):
             raise ConfigError(f"threat {self.name}: version must be one of {', '.join(self.VERSIONS)}")
         if self.attacks_to_run and self.version != "custom":
             raise ConfigError(f"threat {self.name}: attacks_to_run is read only by version: custom")
+        if self.version == "custom" and not self.attacks_to_run:
+            raise ConfigError(f"threat {self.name}: version custom needs attacks_to_run")
+        unknown = [a for a in self.attacks_to_run if a not in SUB_ATTACK_MIN_CLASSES]
+        if unknown:
+            raise ConfigError(f"threat {self.name}: unknown sub-attack {unknown[0]!r} "
+                              f"(known: {', '.join(SUB_ATTACK_MIN_CLASSES)})")
+        if self.n_target_classes < 1:
+            raise ConfigError(f"threat {self.name}: n_target_classes must be >= 1")
+
+    def sub_attacks(self, num_classes: int) -> tuple[str, ...]:
+        """The sub-attacks that run on a dataset of `num_classes` classes, in the reference's order: the
+        version's (or custom's) list without those whose loss the class count does not define."""
+        listed = self.attacks_to_run if self.version == "custom" else VERSION_SUB_ATTACKS[self.version]
+        kept = tuple(a for a in listed if num_classes >= SUB_ATTACK_MIN_CLASSES[a])
+        if not kept:
+            raise ConfigError(f"threat {self.name}: none of {', '.join(listed)} can run on {num_classes} classes "
+                              f"(apgd-dlr needs >= 3, apgd-t >= 4; apgd-ce, fab, fab-t and square run on 2)")
+        return kept
+
+    def target_classes(self, num_classes: int) -> int:
+        """APGD-T / FAB-T target count: n_target_classes cut to classes - 1 (AutoAttack issue 110)."""
+        return max(1, min(self.n_target_classes, num_classes - 1))
 
 
 @dataclass(frozen=True)
