@@ -48,7 +48,8 @@ def test_pgd_stays_in_ball_and_box_and_never_helps(image_setup, norm, eps):
     res = attack.run(clf, x, y, cell, _ctx(ids, logits))
     assert (res.perturbation_norm <= eps * (1 + 1e-5) + 1e-7).all()
     adv, _ = pgd(clf, x, y, eps=eps, norm=norm, steps=5, step_size=eps / 2, low=0, high=1, ids=ids, seed=0, salt="s")
-    assert adv.min() >= 0 and adv.max() <= 1
+    assert adv.min() >= 0
+    assert adv.max() <= 1
     clean_correct = logits.argmax(1) == y
     robust_correct = res.pred == y
     assert not (robust_correct & ~clean_correct).any()  # robust <= clean, per sample
@@ -112,7 +113,8 @@ def test_autoattack_custom_equals_reference(image_setup, iterations):
     assert torch.allclose(res.perturbation_norm, (x_adv - x).flatten(1).abs().amax(1), atol=1e-6)
     with torch.no_grad():  # the adversarial points themselves: most lie at the same L-inf norm, eps
         assert torch.allclose(res.margin, margins(clf(x_adv), y), atol=1e-5)
-    assert broken.any() and not broken.all()
+    assert broken.any()
+    assert not broken.all()
 
 
 @pytest.mark.parametrize("modality", ["audio", "video"])

@@ -16,11 +16,10 @@ Cost: at most steps * eot_iter forward+backward passes plus one forward of the s
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 import torch.nn.functional as F
 
+from rlbind_bench.seeding import seeded_generator
 from rlbind_bench.threats.base import (
     Attack,
     AttackContext,
@@ -34,16 +33,11 @@ from rlbind_bench.threats.registry import register_attack
 from rlbind_bench.threats.spec import PGD_LOSS_MIN_CLASSES, PGDSpec
 
 
-def sample_generator(seed: int, sample_id: str, salt: str) -> torch.Generator:
-    digest = hashlib.sha256(f"{seed}|{sample_id}|{salt}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
-
-
 def random_start(x: torch.Tensor, eps: float, norm: str, ids: list[str], seed: int, salt: str) -> torch.Tensor:
     shape = x.shape[1:]
     deltas = []
     for sid in ids:
-        g = sample_generator(seed, sid, salt)
+        g = seeded_generator(seed, sid, salt)  # per sample: rows never depend on the batch
         if norm == "Linf":
             d = (torch.rand(shape, generator=g) * 2 - 1) * eps
         else:
