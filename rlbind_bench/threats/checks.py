@@ -37,7 +37,7 @@ CHECKS = {c.name: c for c in (
     CheckInfo("zero_gradients", f"more than {ZERO_GRAD_MAX_FRACTION:.0%} of samples have an all-zero input gradient",
               "saturated or non-differentiable preprocessing masks the gradient; white-box numbers are upper bounds"),
     CheckInfo("randomized_output", "two forwards of the same input give different logits",
-              "a randomised defence: use EOT (AutoAttack version 'rand') before trusting numbers"),
+              "a randomised defence: attack with EOT (the autoattack-rand threat, or PGD eot_iter > 1) before trusting numbers"),
     CheckInfo("more_steps_raise_accuracy", "PGD with 4x the steps leaves more samples correct than with fewer steps",
               "the attack is not converging (step size, masked or noisy gradients)"),
     CheckInfo("square_beats_whitebox", "Square (black-box) breaks samples that APGD/FAB did not",
