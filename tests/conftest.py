@@ -20,6 +20,18 @@ def _isolated_cache(tmp_path_factory):
     os.environ["RLBIND_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture
+def one_thread():
+    """For tests of tiny models: one intra-op thread is many times faster than two on a shared CPU, where thread
+    hand-offs cost more than the arithmetic (the AutoAttack standard test took minutes with two)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     from rlbind_bench.encoders.checkpoint_factory import build_languagebind_checkpoint, text_tower_state

@@ -24,14 +24,7 @@ from rlbind_bench.threats.spec import VERSION_SUB_ATTACKS, AutoAttackSpec
 SEED = 0  # spec.seed + the run's seed: what the threat hands pyautoattack
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The models are tiny: one intra-op thread is many times faster than two on a shared CPU, where thread
-    hand-offs cost more than the arithmetic (the standard test took minutes with two)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class GaussianClasses(nn.Module):

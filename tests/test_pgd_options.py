@@ -19,15 +19,7 @@ from rlbind_bench.threats.base import AttackContext, margins
 from rlbind_bench.threats.pgd import LOSSES, PGD, dlr_loss, project, random_start, step_direction
 from rlbind_bench.threats.spec import PGDSpec
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The models are tiny: one intra-op thread is many times faster than two on a shared CPU, where thread
-    hand-offs cost more than the arithmetic (the standard test took minutes with two)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_pgd(model, x, y, n_classes: int, **settings):
