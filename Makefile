@@ -20,7 +20,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 lint: setup
-	$(BIN)/ruff check rlbind_bench tests benchmarks
+	$(BIN)/ruff check .
 
 lock:
 	$(BIN)/pip freeze --all --exclude-editable | grep -v '^rlbind' > requirements/lock.txt

@@ -138,7 +138,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     # Deterministic, so that a resumed run's parts carry the same run_id as an uninterrupted one.
     identity = {k: v for k, v in dataclasses.asdict(cfg).items()
                 if k not in NOT_NUMERIC and NUMERIC_OPTIONS.get(k, _NO_DEFAULT) != v}
-    run_id = config_hash({"config": identity, "fingerprint": encoder.fingerprint()})[:12]
+    fingerprint = encoder.fingerprint()  # hashes every weight of the demo encoders: once per run
+    run_id = config_hash({"config": identity, "fingerprint": fingerprint})[:12]
     numeric_options = {k: getattr(cfg, k) for k, default in NUMERIC_OPTIONS.items() if getattr(cfg, k) != default}
     workers = resolve_workers(cfg.workers, device)
     # Opened (and checked) only by runs that evaluate corruptions.
@@ -167,13 +168,13 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                     if a.adversarial:
                         check_eps_budget(c, space, f"threat {a.spec.name} on {spec.name}")
             # The model enters by its content fingerprint, not its name or path: a copied checkpoint keeps its hashes.
-            base_cfg = {"fingerprint": encoder.fingerprint(), "dataset": spec.name,
+            base_cfg = {"fingerprint": fingerprint, "dataset": spec.name,
                         "templates": spec.template_list(), "classes": index.prompts, "logit_scale": cfg.logit_scale,
                         "space": dataclasses.asdict(space), "seed": cfg.seed, **numeric_options}
-            hashes = {c.key: config_hash({**base_cfg, **a.cell_config(c, index.num_classes)}) for a, c in plan}
+            configs = {c.key: a.cell_config(c, index.num_classes) for a, c in plan}
+            hashes = {key: config_hash({**base_cfg, **config}) for key, config in configs.items()}
             cell_catalogue += [{"dataset": spec.name, "modality": spec.modality, "cell": c.key,
-                                "config_hash": hashes[c.key], "config": a.cell_config(c, index.num_classes)}
-                               for a, c in plan]
+                                "config_hash": hashes[c.key], "config": configs[c.key]} for _, c in plan]
             shard_size = int(os.environ.get("RLBIND_SHARD_SIZE", SHARD_SIZE))
             shard_hash = config_hash({**base_cfg, "cells": sorted(hashes.values()), "n": len(index.samples),
                                       "shard_size": shard_size,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from rlbind_bench.config import RunConfig
 from rlbind_bench.errors import ConfigError, UserError
-from rlbind_bench.threats.registry import attack_class, load_threats, validate_eps
+from rlbind_bench.threats.registry import attack_class, load_threats
 from rlbind_bench.threats.spec import ThreatSpec
 
 
@@ -104,7 +104,6 @@ def resolve_threats(cfg: RunConfig) -> list[ThreatSpec]:
                 overrides["eps"] = tuple(cfg.eps)
             if cfg.steps is not None:
                 overrides["steps"] = cfg.steps
-        spec = dataclasses.replace(spec, **overrides)
-        validate_eps(getattr(spec, "eps", ()), getattr(spec, "norm", ""), f"threat {spec.name}")
+        spec = dataclasses.replace(spec, **overrides)  # the spec validates its settings again
         specs.append(spec)
     return specs

@@ -20,7 +20,7 @@ def main(out: Path, variants: list[str]) -> None:
             rows = summary[summary["modality"] == m]
             clean = rows[rows["threat"] == "clean"]["accuracy"]
             robust = rows[rows["threat"] != "clean"]["accuracy"]
-            cells.append(f"{clean.iloc[0]:.3f} / {robust.iloc[0]:.3f}" if len(clean) and len(robust) else "–")
+            cells.append(f"{clean.iloc[0]:.3f} / {robust.iloc[0]:.3f}" if len(clean) and len(robust) else "–")  # noqa: RUF001 (the published tables use an en dash for "no value")
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 

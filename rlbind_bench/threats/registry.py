@@ -45,12 +45,6 @@ def attacks_dir() -> Path:
     raise ConfigError("no attacks/ folder found next to the project")
 
 
-def validate_eps(eps: tuple[float, ...], norm: str, where: str) -> None:
-    for e in eps:
-        if not math.isfinite(e) or e < 0:
-            raise ConfigError(f"{where}: eps must be a non-negative number, got {e:g}")
-
-
 def check_eps_budget(cell: Cell, space: InputSpace, where: str) -> None:
     """Refuse a budget that covers the input box, almost always an eps in the wrong units (4 for 4/255): an
     L-inf eps of at least half the range, or an L2 eps of at least the box's diameter, lets the attack move any
@@ -81,9 +75,7 @@ def spec_from_dict(data: dict, where: str) -> ThreatSpec:
     if "attack" not in data:
         raise ConfigError(f"{where}: missing key attack")
     spec_type = attack_class(str(data["attack"]), where).spec_type
-    spec = build_dataclass(spec_type, spec_type.coerce(data, where), where)
-    validate_eps(getattr(spec, "eps", ()), getattr(spec, "norm", ""), where)
-    return spec
+    return build_dataclass(spec_type, spec_type.coerce(data, where), where)
 
 
 def load_threats(folder: Path | None = None) -> dict[str, ThreatSpec]:
