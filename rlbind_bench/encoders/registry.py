@@ -59,6 +59,22 @@ def register_backend(name: str, builder: Callable[[Path, dict], BoundEncoder]) -
     BACKENDS[name] = builder
 
 
+# spec prefix (without the colon) -> loader(rest of the spec): `open_clip:ViT-B-32@laion2b_s34b_b79k`
+SCHEMES: dict[str, Callable[[str], BoundEncoder]] = {}
+
+
+def register_scheme(prefix: str, loader: Callable[[str], BoundEncoder]) -> None:
+    """Make specs `PREFIX:REST` load through `loader(REST)` (a backend's own spec grammar)."""
+    SCHEMES[prefix] = loader
+
+
+def _scheme_of(spec: str) -> tuple[Callable[[str], BoundEncoder], str] | None:
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in SCHEMES:
+        return SCHEMES[prefix], rest
+    return None
+
+
 def _hub(modalities: tuple[str, ...]) -> Callable[[], BoundEncoder]:
     def build() -> BoundEncoder:
         return load_languagebind({m: HUB_IDS[m] for m in modalities}, name="languagebind")
@@ -126,6 +142,10 @@ def load_encoder(spec: str) -> BoundEncoder:
     if spec in MODELS:
         return MODELS[spec].build()
     path = Path(spec).expanduser()
+    scheme = None if path.exists() else _scheme_of(spec)
+    if scheme is not None:
+        loader, rest = scheme
+        return loader(rest)
     # A spec naming an existing path is that path, even with '=' or ',' in it (a folder named "<img src=x>").
     if "=" in spec and not path.exists():
         towers, text_from = parse_tower_spec(spec)
