@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from rlbind_bench.bundled import bundled_path
 from rlbind_bench.constants import LOGIT_SCALE, MODALITIES
 from rlbind_bench.errors import ConfigError, UserError
 from rlbind_bench.paths import default_data_root
@@ -112,16 +113,9 @@ DEFAULT_TEMPLATES = {"image": "openai_imagenet", "thermal": "thermal", "depth": 
                      "audio": "audio"}
 
 
-def default_datasets_file() -> Path:
-    """The repo's datasets.yaml when run from a checkout, else the copy shipped in the package."""
-    for candidate in (Path.cwd() / "datasets.yaml", Path(__file__).resolve().parents[1] / "datasets.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError("no datasets.yaml found (give --datasets-file, or use --dataset-dir MODALITY=PATH)")
-
-
 def load_datasets(path: Path | None = None) -> dict[str, DatasetSpec]:
-    path = Path(path) if path else default_datasets_file()
+    """The dataset catalogue: `path` (--datasets-file), $RLBIND_DATASETS_FILE, the checkout's or the wheel's."""
+    path = bundled_path("datasets.yaml", path)
     data = read_yaml(path)
     if data is None:
         return {}
@@ -180,6 +174,7 @@ class RunRequest:
     out: Path
     data_root: Path | None = None
     datasets_file: Path | None = None
+    attacks_dir: Path | None = None  # the user's own threat YAMLs instead of the bundled attacks/
     dataset_dirs: dict[str, str] = field(default_factory=dict)
     progress: bool = True
     command: list[str] = field(default_factory=lambda: list(sys.argv))

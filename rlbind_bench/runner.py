@@ -121,7 +121,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     check_writable(out)
     started = time.time()
     device = torch.device(cfg.device)
-    threat_specs = resolve_threats(cfg)
+    threat_specs = resolve_threats(cfg, req.attacks_dir)
     suite = get_suite(cfg.suite)
     n_samples = cfg.n_samples if cfg.n_samples is not None else suite.n_samples
     torch.manual_seed(cfg.seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rlbind_bench.config import RunConfig
 from rlbind_bench.errors import ConfigError, UserError
@@ -73,13 +74,13 @@ def get_suite(name: str) -> SuiteSpec:
     return SUITES[name]
 
 
-def resolve_threats(cfg: RunConfig) -> list[ThreatSpec]:
+def resolve_threats(cfg: RunConfig, attacks_dir: Path | None = None) -> list[ThreatSpec]:
     """Suite threats (+ --threats), with the suite's and then the command line's overrides applied.
 
     A suite override names fields of the threat's typed spec; one the spec does not have is a bug in the suite
     (refused). --eps and --steps apply to adversarial threats only."""
     suite = get_suite(cfg.suite)
-    available = load_threats()
+    available = load_threats(attacks_dir)
     uses = list(suite.threats)
     if cfg.threats:
         named = {u.threat for u in uses}

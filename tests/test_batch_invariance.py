@@ -55,7 +55,7 @@ def batch_runs(digits, tmp_path_factory):
         (root / "attacks" / f"{name}.yaml").write_text(text + extra)
     runs = {}
     with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)  # attacks/ of the working directory comes first (threats/registry.attacks_dir)
+        mp.setenv("RLBIND_ATTACKS_DIR", str(root / "attacks"))  # the bundled attacks/ replaced (bundled.py)
         for batch in (32, 7, 1):
             mp.setenv("RLBIND_CACHE_DIR", str(root / f"cache-{batch}"))
             cfg = RunConfig(model=str(DEMO_MODEL), threats=list(THREATS), templates=[TEMPLATE], batch_size=batch)

@@ -99,7 +99,7 @@ def test_dlr_loss_on_two_classes_is_refused_before_the_run(tmp_path, monkeypatch
     attacks = tmp_path / "attacks"
     attacks.mkdir()
     (attacks / "dlr-pgd.yaml").write_text("attack: pgd\nnorm: Linf\neps: [0.1]\nsteps: 2\nloss: dlr\n")
-    monkeypatch.chdir(tmp_path)  # threats are read from ./attacks first
+    monkeypatch.setenv("RLBIND_ATTACKS_DIR", str(attacks))  # replaces the bundled attacks/
     with pytest.raises(ConfigError, match="loss dlr needs at least 3 classes, the dataset has 2"):
         run(tmp_path, ["green", "red"], ["dlr-pgd"])
     assert not calls

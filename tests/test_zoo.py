@@ -7,13 +7,13 @@ import subprocess
 
 import pytest
 
-from rlbind_bench.encoders.zoo import DEMO_ZOO, ZOO_DIR
+from rlbind_bench.encoders.zoo import DEMO_ZOO, zoo_dir
 from rlbind_bench.files import file_sha256
 
 
 @pytest.mark.parametrize("name", DEMO_ZOO)
 def test_zoo_model_ships_with_card_and_checksum(name):
-    folder = ZOO_DIR / name
+    folder = zoo_dir() / name
     manifest = json.loads((folder / "rlbind-model.json").read_text())
     assert manifest["backend"] == "demo"
     assert file_sha256(folder / "model.safetensors") == manifest["weights_sha256"]
@@ -51,7 +51,7 @@ def test_recipes_reproduce_the_zoo_backbone(tmp_path):
     out = tmp_path / "zoo"
     subprocess.run(["bash", "scripts/train-demo-zoo.sh", str(out)], check=True, timeout=6 * 3600)
     for name in DEMO_ZOO:
-        shipped = json.loads((ZOO_DIR / name / "training.json").read_text())["final_metrics"]
+        shipped = json.loads((zoo_dir() / name / "training.json").read_text())["final_metrics"]
         again = json.loads((out / name / "training.json").read_text())["final_metrics"]
         for key, m in shipped.items():
             assert abs(m["val_accuracy"] - again[key]["val_accuracy"]) <= 0.05, (name, key)

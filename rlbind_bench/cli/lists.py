@@ -24,7 +24,7 @@ def _list_datasets(args):
 def _list_threats(args):
     from rlbind_bench.threats.registry import load_threats
 
-    return [(t.name, t.summary()) for t in load_threats().values()]
+    return [(t.name, t.summary()) for t in load_threats(args.attacks_dir).values()]
 
 
 def _list_suites(args):
@@ -43,6 +43,7 @@ def add_list(sub) -> None:
     p = sub.add_parser("list", help="list models, datasets, threats or suites")
     p.add_argument("what", choices=sorted(LISTERS))
     p.add_argument("--datasets-file", type=Path, default=None)
+    p.add_argument("--attacks-dir", type=Path, default=None)
     p.set_defaults(func=cmd_list)
 
 

@@ -25,7 +25,8 @@ def add_run(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="override attack steps")
     p.add_argument("--modalities", type=csv, default=None)
     p.add_argument("--datasets", type=csv, default=None, help="names from datasets.yaml")
-    p.add_argument("--datasets-file", type=Path, default=None)
+    p.add_argument("--datasets-file", type=Path, default=None, help="your own dataset catalogue (YAML)")
+    p.add_argument("--attacks-dir", type=Path, default=None, help="your own threat YAMLs instead of attacks/")
     p.add_argument("--dataset-dir", type=key_value, action="append", default=[], metavar="MODALITY=PATH",
                    help="a folder per class; class names = sorted sub-folders (repeatable)")
     p.add_argument("--templates", action="append", default=None, help="zero-shot template with {} (repeatable)")
@@ -95,7 +96,7 @@ def cmd_run(args) -> int:
                         allow_large_eps=args.allow_large_eps)
         out = base_out / slugify(name, fallback="model") if len(models) > 1 else base_out
         outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
-                                            datasets_file=args.datasets_file, dataset_dirs=dirs,
+                                            datasets_file=args.datasets_file, attacks_dir=args.attacks_dir, dataset_dirs=dirs,
                                             progress=not args.no_progress,
                                             corruption_cache=not args.no_corruption_cache))
         render_summary(outcome.summary, title=name)

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rlbind_bench.bundled import bundled_path
 from rlbind_bench.encoders.demo import build_demo_encoder
 from rlbind_bench.encoders.registry import MANIFEST, ModelEntry, load_encoder, register_model
 from rlbind_bench.errors import UserError
 
-ZOO_DIR = Path(__file__).resolve().parents[2] / "zoo" / "demo"
+
+def zoo_dir() -> Path:
+    """The demo zoo's folder: $RLBIND_ZOO_DIR/demo, the checkout's zoo/demo or the wheel's copy."""
+    return bundled_path("zoo") / "demo"
+
 DEMO_ZOO = ("backbone", "fare", "tecoa", "pmg-aft", "rlbind")
 DESCRIPTIONS = {
     "backbone": "demo towers bound to frozen MiniLM text (clean binding)",
@@ -25,7 +30,7 @@ DESCRIPTIONS = {
 
 def _trained(name: str):
     def build():
-        folder = ZOO_DIR / name
+        folder = zoo_dir() / name
         if not (folder / MANIFEST).is_file():
             raise UserError(f"demo/{name} is not in this checkout ({folder}); train it with the command in "
                             "docs/zoo.md")

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rlbind_bench.bundled import bundled_path
 from rlbind_bench.config import build_dataclass, read_yaml
 from rlbind_bench.errors import ConfigError
 from rlbind_bench.threats.base import Attack, Cell
@@ -38,11 +39,9 @@ def register_attack(name: str):
 CLEAN = CleanSpec(name="clean", attack="clean", description="unperturbed inputs")
 
 
-def attacks_dir() -> Path:
-    for candidate in (Path.cwd() / "attacks", Path(__file__).resolve().parents[2] / "attacks"):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError("no attacks/ folder found next to the project")
+def attacks_dir(override: str | Path | None = None) -> Path:
+    """The threat YAMLs: `override` (--attacks-dir), $RLBIND_ATTACKS_DIR, the checkout's or the wheel's."""
+    return bundled_path("attacks", override)
 
 
 def check_eps_budget(cell: Cell, space: InputSpace, where: str) -> None:
@@ -79,7 +78,7 @@ def spec_from_dict(data: dict, where: str) -> ThreatSpec:
 
 
 def load_threats(folder: Path | None = None) -> dict[str, ThreatSpec]:
-    folder = folder or attacks_dir()
+    folder = attacks_dir(folder)
     specs: dict[str, ThreatSpec] = {"clean": CLEAN}
     for path in sorted(Path(folder).glob("*.yaml")):
         data = read_yaml(path)

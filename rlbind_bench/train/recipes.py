@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlbind_bench.bundled import bundled_path
 from rlbind_bench.config import build_dataclass, read_yaml
 from rlbind_bench.errors import ConfigError
 from rlbind_bench.threats.spec import NORMS, parse_number
@@ -93,10 +94,8 @@ class Recipe:
 
 
 def recipes_dir() -> Path:
-    for candidate in (Path.cwd() / "recipes", Path(__file__).resolve().parents[2] / "recipes"):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError("no recipes/ folder found next to the project")
+    """The named recipes: $RLBIND_RECIPES_DIR, the checkout's or the wheel's (a recipe's own path needs none)."""
+    return bundled_path("recipes")
 
 
 def _numbers(d: dict, keys, where) -> dict:
