@@ -1,0 +1,131 @@
+"""The wheel works outside a clone: built from this tree, installed alone into a fresh virtual environment
+(its dependencies come from the project's venv through a .pth line, so no source tree is importable), and
+driven from an empty folder. Each command would fail here if the wheel lacked the file it reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_pyproject_lists_every_package_of_the_source_tree():
+    """Break seen caught: a new subpackage not in [tool.setuptools] packages (its modules missing from the
+    wheel: ModuleNotFoundError only outside a clone)."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "rlbind_bench").rglob("__init__.py")}
+    assert on_disk <= listed
+    assert listed - on_disk == {"rlbind_bench._bundled"}
+
+
+@pytest.fixture(scope="module")
+def wheel_env(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(root / "dist"), str(REPO)], check=True, capture_output=True)
+    (wheel,) = (root / "dist").glob("rlbind_bench-*.whl")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    # the dependencies, not the project: a .pth line adds a directory but runs no .pth inside it, so the
+    # project venv's editable-install finder stays inactive
+    Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                    str(wheel)], check=True, capture_output=True)
+    empty = root / "empty"
+    empty.mkdir()
+    return {"bin": venv / "bin", "python": python, "cwd": empty, "site": Path(site)}
+
+
+def _cli(env: dict, *args, check: bool = True) -> subprocess.CompletedProcess:
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("RLBIND_ATTACKS", "RLBIND_RECIPES",
+                                                                          "RLBIND_DATASETS", "RLBIND_ZOO",
+                                                                          "PYTHONPATH"))}
+    out = subprocess.run([str(env["bin"] / "rlbind-bench"), *map(str, args)], cwd=env["cwd"], env=clean_env,
+                         capture_output=True, text=True, timeout=600)
+    if check:
+        assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def test_the_wheel_reads_its_own_copies(wheel_env):
+    """Break seen caught: the `rlbind_bench._bundled` package-data globs emptied (no attacks/ in the wheel)."""
+    code = ("import rlbind_bench, rlbind_bench.bundled as b; print(rlbind_bench.__file__); "
+            "print(*(b.bundled_path(n) for n in b.OVERRIDES), sep='\\n')")
+    out = subprocess.run([wheel_env["python"], "-c", code], cwd=wheel_env["cwd"], capture_output=True, text=True,
+                         check=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}).stdout.split()
+    for path in out:
+        assert Path(path).is_relative_to(wheel_env["site"]), path
+    attacks = {p.name for p in Path(out[1]).glob("*.yaml")}
+    assert attacks == {p.name for p in (REPO / "attacks").glob("*.yaml")}
+    assert Path(out[3]).read_bytes() == (REPO / "datasets.yaml").read_bytes()
+
+
+def test_version_and_lists_from_an_empty_folder(wheel_env):
+    from rlbind_bench import __version__
+
+    assert _cli(wheel_env, "--version").stdout.split() == ["rlbind-bench", __version__]
+    threats = _cli(wheel_env, "list", "threats").stdout
+    for path in (REPO / "attacks").glob("*.yaml"):
+        assert path.stem in threats
+    assert "demo-digits-image" in _cli(wheel_env, "list", "datasets").stdout
+    assert "demo/rlbind" in _cli(wheel_env, "list", "models").stdout
+
+
+def test_run_train_leaderboard_and_check_from_the_wheel(wheel_env, checkpoints, photo_dir, tmp_path):
+    """A LanguageBind-format checkpoint and real photos, through the installed wheel: the per-sample rows equal
+    those of the same run from this source tree."""
+    from rlbind_bench.cli import main
+
+    args = ["run", "--model", checkpoints["image"], "--dataset-dir", f"image={photo_dir}", "--templates",
+            "a photo of a {}.", "--threats", "linf-pgd", "--eps", "1/255", "--steps", "2", "--no-progress",
+            "--no-corruption-cache"]
+    _cli(wheel_env, *args, "--out", tmp_path / "wheel-run")
+    assert main([*map(str, args), "--out", str(tmp_path / "source-run")]) == 0
+    wheel_rows = pd.read_parquet(tmp_path / "wheel-run" / "samples.parquet")
+    source_rows = pd.read_parquet(tmp_path / "source-run" / "samples.parquet")
+    assert len(wheel_rows) == 24
+    columns = [c for c in source_rows.columns if c not in ("run_id",)]
+    pd.testing.assert_frame_equal(wheel_rows[columns], source_rows[columns])
+
+    # a user's own threat file replaces the bundled ones by flag
+    own = tmp_path / "my-attacks"
+    own.mkdir()
+    (own / "tiny-pgd.yaml").write_text("attack: pgd\nnorm: Linf\neps: [1/255]\nsteps: 1\nmodalities: [image]\n")
+    listed = _cli(wheel_env, "list", "threats", "--attacks-dir", own).stdout
+    assert "tiny-pgd" in listed and "linf-pgd" not in listed
+
+    _cli(wheel_env, "train", "--recipe", "fare", "--init", checkpoints["image"], "--dataset-dir",
+         f"image={photo_dir}", "--steps", "1", "--batch-size", "4", "--attack-steps", "1", "--no-progress",
+         "--out", tmp_path / "trained")
+    manifest = json.loads((tmp_path / "trained" / "rlbind-model.json").read_text())
+    assert manifest["backend"] == "languagebind"
+
+    _cli(wheel_env, "leaderboard", tmp_path / "wheel-run", "--out", tmp_path / "board")
+    assert (tmp_path / "board" / "index.md").is_file()
+    _cli(wheel_env, "check", "--results", tmp_path / "wheel-run", "--baseline", tmp_path / "source-run")
+
+
+def test_demo_zoo_ships_in_the_wheel(wheel_env):
+    """The demo zoo's models load from the wheel's copy (no checkout): their weights equal the repo's."""
+    code = ("from rlbind_bench.encoders.zoo import zoo_dir; from rlbind_bench.encoders.registry import load_encoder; "
+            "e = load_encoder('demo/fare'); print(zoo_dir()); print(e.fingerprint())")
+    out = subprocess.run([wheel_env["python"], "-c", code], cwd=wheel_env["cwd"], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    folder, fingerprint = out.stdout.split()
+    assert Path(folder).is_relative_to(wheel_env["site"])
+    from rlbind_bench.encoders.registry import load_encoder
+
+    assert fingerprint == load_encoder("demo/fare").fingerprint()
