@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -30,8 +31,12 @@ def test_pyproject_lists_every_package_of_the_source_tree():
 @pytest.fixture(scope="module")
 def wheel_env(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("wheel")
+    # a copy without build/: setuptools would reuse build/lib files that the package data no longer names
+    source = root / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "runs",
+                                                                 "__pycache__", ".ruff_cache", "checkpoint"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(root / "dist"), str(REPO)], check=True, capture_output=True)
+                    str(root / "dist"), str(source)], check=True, capture_output=True)
     (wheel,) = (root / "dist").glob("rlbind_bench-*.whl")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
