@@ -60,6 +60,12 @@ class BoundEncoder(nn.Module, ABC):
     def fingerprint(self) -> str:
         """A stable id of the weights (for caches and result provenance)."""
 
+    @classmethod
+    def from_spec(cls, spec: str) -> BoundEncoder:
+        """Build from the text after `PREFIX:` in `--model PREFIX:SPEC`: what a third-party backend registered
+        under the entry-point group `rlbind_bench.backends` implements (see encoders/registry.py)."""
+        raise NotImplementedError(f"{cls.__name__} does not implement from_spec")
+
     def tower(self, modality: str) -> nn.Module:
         """The trainable part of a modality (what fine-tuning recipes update)."""
         raise NotImplementedError(f"{self.name}: no trainable tower exposed for {modality!r}")

