@@ -72,6 +72,13 @@ _NO_DEFAULT = object()
 __all__ = ["RunOutcome", "RunRequest", "run_evaluation"]
 
 
+def run_identity(cfg: RunConfig) -> dict:
+    """The settings hashed into run_id: options added later enter only when set, so older runs keep their ids."""
+    optional = {**NUMERIC_OPTIONS, **SELECTION_OPTIONS}
+    return {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in NOT_NUMERIC and optional.get(k, _NO_DEFAULT) != v}
+
+
 @dataclass
 class RunOutcome:
     out: Path
@@ -138,8 +145,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     datasets = resolve_datasets(req, encoder)
     data_root = req.data_root or default_data_root()
     # Deterministic, so that a resumed run's parts carry the same run_id as an uninterrupted one.
-    identity = {k: v for k, v in dataclasses.asdict(cfg).items()
-                if k not in NOT_NUMERIC and {**NUMERIC_OPTIONS, **SELECTION_OPTIONS}.get(k, _NO_DEFAULT) != v}
+    identity = run_identity(cfg)
     fingerprint = encoder.fingerprint()  # hashes every weight of the demo encoders: once per run
     run_id = config_hash({"config": identity, "fingerprint": fingerprint})[:12]
     numeric_options = {k: getattr(cfg, k) for k, default in NUMERIC_OPTIONS.items() if getattr(cfg, k) != default}

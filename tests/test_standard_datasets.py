@@ -257,3 +257,11 @@ def test_cli_lists_standard_datasets_with_their_source(capsys):
         assert "licence: " in rows[name]
     assert "subsets: robustbench-5000" in rows["imagenet-val"]
     assert "layout ucf101" in rows["ucf101"]
+
+
+def test_subset_enters_run_id_only_when_set():
+    from rlbind_bench.config import RunConfig
+    from rlbind_bench.runner import run_identity
+
+    assert "subset" not in run_identity(RunConfig(model="m"))  # runs made before --subset keep their run_id
+    assert run_identity(RunConfig(model="m", subset="robustbench-5000"))["subset"] == "robustbench-5000"
