@@ -20,11 +20,14 @@ from rlbind_bench.bundled import bundled_path
 from rlbind_bench.constants import LOGIT_SCALE, MODALITIES
 from rlbind_bench.errors import ConfigError, UserError
 from rlbind_bench.paths import default_data_root
+from rlbind_bench.standards import STANDARDS, all_subsets
 
 if TYPE_CHECKING:
     from rlbind_bench.encoders.base import BoundEncoder
 
-LAYOUTS = ("folder", "esc50")
+# Each name has an indexer in data/layouts.py. Layouts with official folds take `fold:`.
+LAYOUTS = ("folder", "esc50", "ucf101", "kinetics")
+FOLDED_LAYOUTS = ("esc50", "ucf101")
 
 
 def read_yaml(path: Path) -> Any:
@@ -75,14 +78,18 @@ class DatasetSpec:
     name: str
     modality: str
     path: str  # relative to --data-root, or absolute
-    layout: str = "folder"  # folder: ROOT/[split/]class/file ; esc50: meta/esc50.csv + audio/
+    layout: str = "folder"  # one of LAYOUTS (data/layouts.py documents each)
     split: str | None = None  # sub-folder of `path` to evaluate (e.g. "test"), None: `path` itself
     classes: list[str] | None = None  # None: sorted sub-folder names (or classes.txt when present)
     class_prompts: dict[str, str] | None = None  # folder name -> the text put in the templates
     templates: str | list[str] = "openai_imagenet"  # a template set name or an explicit list
     sample_ids: str | None = None  # a file of sample ids (relative paths), one per line: the fixed subset
+    standard: str | None = None  # a standard of standards.py: its class ids and names, its subsets
+    subset: str | None = None  # a named subset of the standard (e.g. robustbench-5000), instead of sample_ids
+    fold: int | None = None  # esc50 / ucf101: evaluate this official fold (esc50 None: all 2000 clips)
     clip_seconds: float | None = None  # audio: fixed clip length in the input space
     licence: str = "unknown"
+    url: str = ""  # where to get the data (shown by `list datasets` and when the data is missing)
     description: str = ""
     simulated: bool = False
 
@@ -93,6 +100,20 @@ class DatasetSpec:
             raise ValueError(f"unknown layout {self.layout!r} (known: {', '.join(LAYOUTS)})")
         if self.clip_seconds is not None and not self.clip_seconds > 0:
             raise ValueError("clip_seconds must be positive")
+        if self.standard is not None and self.standard not in STANDARDS:
+            raise ValueError(f"unknown standard {self.standard!r} (known: {', '.join(sorted(STANDARDS))})")
+        if self.subset is not None:
+            offered = (list(STANDARDS[self.standard].subsets) if self.standard else list(all_subsets()))
+            if self.subset not in offered:
+                raise ValueError(f"unknown subset {self.subset!r} (known: {', '.join(offered) or 'none'})")
+            if self.sample_ids:
+                raise ValueError("give either subset or sample_ids, not both")
+        if self.fold is not None:
+            if self.layout not in FOLDED_LAYOUTS:
+                raise ValueError(f"fold: layout {self.layout!r} has no folds (layouts with folds: "
+                                 f"{', '.join(FOLDED_LAYOUTS)})")
+            if isinstance(self.fold, bool) or not isinstance(self.fold, int) or self.fold < 1:
+                raise ValueError(f"fold must be a positive integer, got {self.fold!r}")
 
     def template_list(self) -> list[str]:
         if isinstance(self.templates, list):
@@ -161,6 +182,7 @@ class RunConfig:
     eps: list[float] | None = None
     steps: int | None = None
     split: str | None = None  # evaluate this split of the named datasets instead of their default
+    subset: str | None = None  # evaluate this named subset of every dataset (standards.py), e.g. robustbench-5000
     deterministic: bool = False  # torch.use_deterministic_algorithms on GPU (slower; see docs/distributed.md)
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, else min(8, cores - 1)
     precision: str = "fp32"  # fp32 | bf16 (autocast around the encoder; logits stay float32)
@@ -176,6 +198,7 @@ class RunRequest:
     datasets_file: Path | None = None
     attacks_dir: Path | None = None  # the user's own threat YAMLs instead of the bundled attacks/
     dataset_dirs: dict[str, str] = field(default_factory=dict)
+    dataset_paths: dict[str, str] = field(default_factory=dict)  # dataset name -> its local copy (overrides path)
     progress: bool = True
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     encoder: BoundEncoder | None = None  # pre-built (tests, the trainer); else built from config.model
@@ -190,6 +213,20 @@ def named_datasets(catalogue: dict[str, DatasetSpec], names: list[str]) -> list[
     return [catalogue[d] for d in names]
 
 
+def located_datasets(catalogue: dict[str, DatasetSpec], paths: dict[str, str]) -> dict[str, DatasetSpec]:
+    """`--dataset-path NAME=PATH`: the named dataset read from the user's own copy (its split still applies)."""
+    named_datasets(catalogue, list(paths))
+    return {name: dataclasses.replace(s, path=str(Path(paths[name]).expanduser().resolve())) if name in paths else s
+            for name, s in catalogue.items()}
+
+
+def with_subset(spec: DatasetSpec, subset: str) -> DatasetSpec:
+    try:
+        return dataclasses.replace(spec, subset=subset, sample_ids=None)
+    except ValueError as exc:
+        raise ConfigError(f"--subset {subset}: dataset {spec.name}: {exc}") from exc
+
+
 def resolve_datasets(req: RunRequest, encoder: BoundEncoder) -> list[DatasetSpec]:
     cfg = req.config
     wanted_modalities = cfg.modalities or list(encoder.modalities)
@@ -198,9 +235,9 @@ def resolve_datasets(req: RunRequest, encoder: BoundEncoder) -> list[DatasetSpec
     if req.dataset_dirs:
         specs = [adhoc_dataset(m, p, cfg.templates) for m, p in req.dataset_dirs.items()]
     else:
-        catalogue = load_datasets(req.datasets_file)
-        if cfg.datasets:
-            specs = named_datasets(catalogue, cfg.datasets)
+        catalogue = located_datasets(load_datasets(req.datasets_file), req.dataset_paths)
+        if cfg.datasets or req.dataset_paths:
+            specs = named_datasets(catalogue, cfg.datasets or list(req.dataset_paths))
         else:
             root = req.data_root or default_data_root()
             specs = [s for s in catalogue.values() if s.root(root).is_dir()]
@@ -211,6 +248,8 @@ def resolve_datasets(req: RunRequest, encoder: BoundEncoder) -> list[DatasetSpec
             specs = [dataclasses.replace(s, templates=list(cfg.templates)) for s in specs]
         if cfg.split:
             specs = [dataclasses.replace(s, split=cfg.split) for s in specs]
+    if cfg.subset:
+        specs = [with_subset(s, cfg.subset) for s in specs]
     specs = [s for s in specs if s.modality in wanted_modalities]
     for s in specs:
         encoder.require(s.modality)

@@ -64,10 +64,19 @@ NOT_NUMERIC = ("batch_size", "device", "deterministic", "workers", "allow_large_
 # Options that change the numbers, with their defaults. They enter run_id and every cell's config_hash only
 # when set, so runs made before the options existed keep their hashes.
 NUMERIC_OPTIONS = {"precision": "fp32", "compile": False}
+# Options that choose which samples run (not what a sample's row says): in run_id only when set, for the same reason.
+SELECTION_OPTIONS = {"subset": None}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 _NO_DEFAULT = object()
 
 __all__ = ["RunOutcome", "RunRequest", "run_evaluation"]
+
+
+def run_identity(cfg: RunConfig) -> dict:
+    """The settings hashed into run_id: options added later enter only when set, so older runs keep their ids."""
+    optional = {**NUMERIC_OPTIONS, **SELECTION_OPTIONS}
+    return {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in NOT_NUMERIC and optional.get(k, _NO_DEFAULT) != v}
 
 
 @dataclass
@@ -136,8 +145,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     datasets = resolve_datasets(req, encoder)
     data_root = req.data_root or default_data_root()
     # Deterministic, so that a resumed run's parts carry the same run_id as an uninterrupted one.
-    identity = {k: v for k, v in dataclasses.asdict(cfg).items()
-                if k not in NOT_NUMERIC and NUMERIC_OPTIONS.get(k, _NO_DEFAULT) != v}
+    identity = run_identity(cfg)
     fingerprint = encoder.fingerprint()  # hashes every weight of the demo encoders: once per run
     run_id = config_hash({"config": identity, "fingerprint": fingerprint})[:12]
     numeric_options = {k: getattr(cfg, k) for k, default in NUMERIC_OPTIONS.items() if getattr(cfg, k) != default}
@@ -146,11 +154,13 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     corruption_cache = functools.cache(lambda: open_cache(user_cache_dir() / "corruptions"))
     parts_dir = out / "parts"
     cell_catalogue: list[dict] = []
+    class_names: dict[str, list[str]] = {}  # dataset -> the text each class put in the templates
     diagnostics: dict[str, dict] = {}
     batch_sizes: dict[str, int] = {}
     with Progress(req.progress and rank == 0) as progress:
         for spec in datasets:
             index = index_dataset(spec, data_root, n_samples)
+            class_names[spec.name] = index.prompts
             hints = get_handler(spec.modality).input_hints(index)
             space = encoder.input_space(spec.modality, **hints)
             class_emb = build_class_embeddings(encoder, index.prompts, spec.template_list(),
@@ -226,6 +236,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     write_table_atomic(out / "summary.parquet", summary, SUMMARY_SCHEMA)
     run = {"run_id": run_id, "config": dataclasses.asdict(cfg), "threats": [t.to_dict() for t in threat_specs],
            "datasets": [dataclasses.asdict(d) for d in datasets], "cells": cell_catalogue,
+           "class_names": class_names,
            "device": device_name(device), "seed": cfg.seed, "command": req.command,
            "started": iso_time(started), "finished": iso_time(time.time()), "seconds": round(time.time() - started, 3),
            "skipped_files": skipped, "checks": diagnostics, "batch_sizes": batch_sizes, "world_size": world,

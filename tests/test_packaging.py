@@ -109,7 +109,8 @@ def test_run_train_leaderboard_and_check_from_the_wheel(wheel_env, checkpoints, 
     own.mkdir()
     (own / "tiny-pgd.yaml").write_text("attack: pgd\nnorm: Linf\neps: [1/255]\nsteps: 1\nmodalities: [image]\n")
     listed = _cli(wheel_env, "list", "threats", "--attacks-dir", own).stdout
-    assert "tiny-pgd" in listed and "linf-pgd" not in listed
+    assert "tiny-pgd" in listed
+    assert "linf-pgd" not in listed
 
     _cli(wheel_env, "train", "--recipe", "fare", "--init", checkpoints["image"], "--dataset-dir",
          f"image={photo_dir}", "--steps", "1", "--batch-size", "4", "--attack-steps", "1", "--no-progress",

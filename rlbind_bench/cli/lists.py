@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rlbind_bench.cli.console import EXIT_OK, console
 from rlbind_bench.config import load_datasets
+from rlbind_bench.standards import STANDARDS
 from rlbind_bench.suites import SUITES
 
 
@@ -18,7 +19,20 @@ def _list_models(args):
 
 
 def _list_datasets(args):
-    return [(s.name, f"{s.modality}: {s.description}") for s in load_datasets(args.datasets_file).values()]
+    return [(s.name, _dataset_line(s)) for s in load_datasets(args.datasets_file).values()]
+
+
+def _dataset_line(s) -> str:
+    parts = [f"{s.modality}: {s.description}", f"layout {s.layout}", f"path {s.path}"]
+    if s.standard:
+        subsets = ", ".join(STANDARDS[s.standard].subsets)
+        parts.append(f"standard {s.standard}" + (f" (subsets: {subsets})" if subsets and not s.subset else ""))
+    if s.subset:
+        parts.append(f"subset {s.subset}")
+    parts.append(f"licence: {s.licence}")
+    if s.url:
+        parts.append(f"get it: {s.url}")
+    return "; ".join(parts)
 
 
 def _list_threats(args):

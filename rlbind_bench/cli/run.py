@@ -32,6 +32,10 @@ def add_run(sub) -> None:
     p.add_argument("--templates", action="append", default=None, help="zero-shot template with {} (repeatable)")
     p.add_argument("--data-root", type=Path, default=None)
     p.add_argument("--split", default=None, help="evaluate this split of named datasets (e.g. val)")
+    p.add_argument("--subset", default=None, help="a standard dataset's named subset, e.g. robustbench-5000 "
+                   "(RobustBench's 5000 ImageNet val images; needs the robustbench package)")
+    p.add_argument("--dataset-path", type=key_value, action="append", default=[], metavar="NAME=PATH",
+                   help="read dataset NAME (rlbind-bench list datasets) from your copy at PATH (repeatable)")
     p.add_argument("--n-samples", type=int, default=None)
     p.add_argument("--batch-size", default="auto",
                    help="samples per batch, or auto (default): 32 on CPU, the largest power of two that fits "
@@ -82,10 +86,16 @@ def cmd_run(args) -> int:
     for modality, path in dirs.items():
         if not Path(path).expanduser().is_dir():
             raise UserError(f"--dataset-dir {modality}={path}: folder does not exist")
+    paths = dict(args.dataset_path)
+    if len(paths) != len(args.dataset_path):
+        raise UserError("--dataset-path: each dataset may be given once")
+    for name, path in paths.items():
+        if not Path(path).expanduser().is_dir():
+            raise UserError(f"--dataset-path {name}={path}: folder does not exist")
     base_out = args.out or Path("runs") / f"{slugify(model, fallback='model')}-{suite}"
     for name in models:
         datasets = args.datasets
-        if datasets is None and not dirs and name.startswith("demo/"):
+        if datasets is None and not dirs and not paths and name.startswith("demo/"):
             datasets = list(DEMO_DATASETS)
             _require_demo_data(args.data_root)
         cfg = RunConfig(model=name, suite=suite, modalities=args.modalities, datasets=datasets,
@@ -93,10 +103,11 @@ def cmd_run(args) -> int:
                         logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
                         steps=args.steps, deterministic=args.deterministic, split=args.split,
                         workers=args.workers, precision=args.precision, compile=args.compile,
-                        allow_large_eps=args.allow_large_eps)
+                        allow_large_eps=args.allow_large_eps, subset=args.subset)
         out = base_out / slugify(name, fallback="model") if len(models) > 1 else base_out
         outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
-                                            datasets_file=args.datasets_file, attacks_dir=args.attacks_dir, dataset_dirs=dirs,
+                                            datasets_file=args.datasets_file, attacks_dir=args.attacks_dir,
+                                            dataset_dirs=dirs, dataset_paths=paths,
                                             progress=not args.no_progress,
                                             corruption_cache=not args.no_corruption_cache))
         render_summary(outcome.summary, title=name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,15 +9,12 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from rlbind_bench.config import DatasetSpec
+from rlbind_bench.data.layouts import INDEXERS, Sample
 from rlbind_bench.errors import DatasetError
 from rlbind_bench.modalities import PreprocessConfig, UnreadableSample, get_handler
+from rlbind_bench.standards import Standard, all_subsets, get_standard, read_id_lines, recognise_standard
 
-
-@dataclass(frozen=True)
-class Sample:
-    sample_id: str  # path relative to the dataset root
-    path: Path
-    label: int
+__all__ = ["INDEXERS", "DatasetIndex", "InputSpaceDataset", "Sample", "index_dataset", "stable_order_key"]
 
 
 @dataclass
@@ -34,80 +30,44 @@ class DatasetIndex:
         return len(self.classnames)
 
 
-def _read_lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-
-def _folder_classes(spec: DatasetSpec, root: Path) -> list[str]:
-    if spec.classes:
-        return list(spec.classes)
-    for candidate in (root / "classes.txt", root.parent / "classes.txt"):
-        if candidate.is_file():
-            return _read_lines(candidate)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _index_folder(spec: DatasetSpec, root: Path) -> tuple[list[str], list[Sample]]:
-    classes = _folder_classes(spec, root)
-    if not classes:
-        raise DatasetError(f"dataset {spec.name}: no class folders in {root}")
-    suffixes = get_handler(spec.modality).file_suffixes
-    samples: list[Sample] = []
-    empty = []
-    for label, cls in enumerate(classes):
-        folder = root / cls
-        if not folder.is_dir():
-            raise DatasetError(f"dataset {spec.name}: class folder {folder} is missing")
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-        if not files:
-            empty.append(cls)
-        samples += [Sample(p.relative_to(root).as_posix(), p, label) for p in files]
-    if not samples:
-        raise DatasetError(f"dataset {spec.name}: no {spec.modality} files ({', '.join(suffixes)}) under {root}")
-    if empty:
-        import warnings
-
-        warnings.warn(f"dataset {spec.name}: class(es) with no files: {', '.join(empty[:5])}", stacklevel=2)
-    return classes, samples
-
-
-def _index_esc50(spec: DatasetSpec, root: Path) -> tuple[list[str], list[Sample]]:
-    meta = root / "meta" / "esc50.csv"
-    if not meta.is_file():
-        raise DatasetError(f"dataset {spec.name}: {meta} not found (ESC-50 layout: meta/esc50.csv + audio/)")
-    with open(meta, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    names: dict[int, str] = {}
-    samples = []
-    for row in rows:
-        try:
-            target = int(row["target"])
-            names[target] = row["category"].replace("_", " ")
-            samples.append(Sample(f"audio/{row['filename']}", root / "audio" / row["filename"], target))
-        except (KeyError, ValueError) as exc:
-            raise DatasetError(f"dataset {spec.name}: malformed row in {meta}: {row}") from exc
-    classes = [names[i] for i in range(len(names))]
-    return classes, sorted(samples, key=lambda s: s.sample_id)
-
-
-INDEXERS = {"folder": _index_folder, "esc50": _index_esc50}
-
-
 def stable_order_key(sample_id: str) -> str:
     return hashlib.sha256(sample_id.encode()).hexdigest()
 
 
-def index_dataset(spec: DatasetSpec, data_root: Path, n_samples: int | None = None) -> DatasetIndex:
-    root = spec.root(data_root)
-    if not root.is_dir():
-        raise DatasetError(f"dataset {spec.name}: folder {root} does not exist")
-    classes, samples = INDEXERS[spec.layout](spec, root)
+def missing_data_hint(spec: DatasetSpec) -> str:
+    if not spec.url:
+        return ""
+    return (f"; get it from {spec.url} ({spec.licence}), then give --data-root (the folder that holds {spec.path}) "
+            f"or --dataset-path {spec.name}=PATH")
+
+
+def _wanted_ids(spec: DatasetSpec, data_root: Path, standard: Standard | None) -> list[str] | None:
+    """The fixed subset's sample ids, in list order: a named subset of the standard, or a sample_ids file."""
+    if spec.subset:
+        if standard is None or spec.subset not in standard.subsets:
+            owner = all_subsets().get(spec.subset, "no standard")
+            raise DatasetError(f"dataset {spec.name}: subset {spec.subset} is {owner}'s, and the classes of "
+                               f"{spec.root(data_root)} are not {owner}'s class ids")
+        return standard.subset_ids(spec.subset)
     if spec.sample_ids:
         ids_file = Path(spec.sample_ids)
         ids_file = ids_file if ids_file.is_absolute() else Path(data_root) / ids_file
         if not ids_file.is_file():
             raise DatasetError(f"dataset {spec.name}: sample id list {ids_file} not found")
-        wanted = _read_lines(ids_file)
+        return read_id_lines(ids_file)
+    return None
+
+
+def index_dataset(spec: DatasetSpec, data_root: Path, n_samples: int | None = None) -> DatasetIndex:
+    root = spec.root(data_root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset {spec.name}: folder {root} does not exist{missing_data_hint(spec)}")
+    indexed = INDEXERS[spec.layout](spec, root)
+    classes, samples = indexed.classes, indexed.samples
+    # A folder of ImageNet wnids names its classes through the standard even when the spec does not say so.
+    standard = get_standard(spec.standard) if spec.standard else recognise_standard(classes)
+    wanted = _wanted_ids(spec, data_root, standard)
+    if wanted is not None:
         by_id = {s.sample_id: s for s in samples}
         absent = [i for i in wanted if i not in by_id]
         if absent:
@@ -117,7 +77,9 @@ def index_dataset(spec: DatasetSpec, data_root: Path, n_samples: int | None = No
         # A subset that does not depend on listing order or on the run seed: the n smallest id hashes.
         chosen = set(sorted((s.sample_id for s in samples), key=stable_order_key)[:n_samples])
         samples = [s for s in samples if s.sample_id in chosen]
-    prompts = [(spec.class_prompts or {}).get(c, c.replace("_", " ")) for c in classes]
+    # The text in the templates: the spec's own words, else the standard's names, else the layout's, else the id.
+    names = {**indexed.names, **(standard.class_names() if standard else {}), **(spec.class_prompts or {})}
+    prompts = [names.get(c, c.replace("_", " ")) for c in classes]
     return DatasetIndex(spec, root, classes, prompts, samples)
 
 
