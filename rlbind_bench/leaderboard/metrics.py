@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from rlbind_bench.errors import ConfigError
 from rlbind_bench.results.stats import accuracy_eps_auc, mean_corruption_accuracy, mean_corruption_error
+from rlbind_bench.threats.registry import attack_class
 
 CLEAN = "clean"
 
@@ -48,6 +50,58 @@ def cell_label(threat: str, norm: str, eps: float, severity: int) -> str:
     return " ".join(parts)
 
 
+@dataclass(frozen=True)
+class RankCell:
+    """The cell a dataset's models are ranked by: the strongest attack present, as RobustBench ranks by
+    AutoAttack. Several threats of that attack at that norm and eps (autoattack-linf and autoattack-rand):
+    a model's rank accuracy is the lowest of them."""
+
+    attack: str
+    norm: str
+    eps: float
+    threats: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        names = self.threats[0] if len(self.threats) == 1 else "min(" + ", ".join(self.threats) + ")"
+        return cell_label(names, self.norm, self.eps, 0)
+
+
+def attack_strength(attack: str) -> int:
+    """The attack class's `strength` (0 for an attack this installation does not know)."""
+    try:
+        return attack_class(attack).strength
+    except ConfigError:
+        return 0
+
+
+def ranking_cell(rows: pd.DataFrame) -> RankCell | None:
+    """Among one dataset's adversarial cells: the strongest attack; then Linf before other norms (the threat
+    model leaderboards rank by), the eps the most models were evaluated at, the largest such eps."""
+    adv = rows[is_adversarial(rows)]
+    strengths = {a: attack_strength(a) for a in adv["attack"].unique()}
+    if not strengths or max(strengths.values()) <= 0:
+        return None
+    best = max(strengths.values())
+    top = adv[adv["attack"].map(strengths) == best]
+    cover = top.groupby(["norm", "eps"])["model"].nunique().reset_index(name="models")
+    cover["linf"] = cover["norm"] == "Linf"
+    norm, eps = cover.sort_values(["linf", "models", "eps"], ascending=False)[["norm", "eps"]].iloc[0]
+    cell = top[(top["norm"] == norm) & (top["eps"] - eps).abs().le(1e-12)]
+    return RankCell(str(cell["attack"].iloc[0]), str(norm), float(eps), tuple(sorted(cell["threat"].unique())))
+
+
+def rank_accuracy(rows: pd.DataFrame, cell: RankCell | None) -> dict[str, float]:
+    """model -> its accuracy in the ranking cell (the lowest over the cell's threats); clean accuracy when the
+    dataset has no ranking attack."""
+    if cell is None:
+        chosen = rows[is_clean(rows)]
+    else:
+        chosen = rows[rows["threat"].isin(cell.threats) & (rows["norm"] == cell.norm)
+                      & (rows["eps"] - cell.eps).abs().le(1e-12)]
+    return chosen.groupby("model")["accuracy"].min().astype(float).to_dict()
+
+
 @dataclass
 class DatasetAggregate:
     model: str
@@ -58,6 +112,8 @@ class DatasetAggregate:
     mean_corruption_acc: float = math.nan
     mce: float = math.nan  # NaN without a reference or without matching corruption cells
     corruption_acc: dict[str, float] = field(default_factory=dict)  # corruption -> mean over severities
+    rank_cell: RankCell | None = None  # what the dataset's models are ranked by (None: clean accuracy)
+    rank_acc: float = math.nan  # this model's accuracy in that cell
 
 
 def _corruption_curves(rows: pd.DataFrame) -> dict[str, dict[int, float]]:
@@ -69,8 +125,13 @@ def _corruption_curves(rows: pd.DataFrame) -> dict[str, dict[int, float]]:
 
 def aggregate(table: pd.DataFrame, reference: str | None = None) -> list[DatasetAggregate]:
     out = []
+    ranking = {}
+    for key, rows in table.groupby(["modality", "dataset"], sort=True):
+        cell = ranking_cell(rows)
+        ranking[key] = (cell, rank_accuracy(rows, cell))
     for (model, modality, dataset), grp in table.groupby(["model", "modality", "dataset"], sort=True):
-        agg = DatasetAggregate(model, modality, dataset)
+        cell, accuracies = ranking[(modality, dataset)]
+        agg = DatasetAggregate(model, modality, dataset, rank_cell=cell, rank_acc=accuracies.get(model, math.nan))
         clean = grp[is_clean(grp)]
         if len(clean):
             agg.clean_acc = float(clean["accuracy"].iloc[0])

@@ -150,8 +150,8 @@ def _adversarial_table(grp: pd.DataFrame, models: list[str], aggs: dict, referen
     cols = _columns(clean_rows) + _columns(adv)
     auc_names = sorted({name for m in models for name in aggs[m].auc})
     rows = []
-    for m in models:
-        row = [_model_cell(m, reference)]
+    for position, m in enumerate(models, start=1):
+        row = [Cell("int", position), _model_cell(m, reference)]
         for key, label in cols:
             ref = _get(look, reference, key) if reference else None
             row.append(_acc_cell(_get(look, m, key), ref, notes, m, label))
@@ -163,8 +163,29 @@ def _adversarial_table(grp: pd.DataFrame, models: list[str], aggs: dict, referen
         clean = clean_rows[clean_rows["model"] == m]
         row.append(Cell("int", int(clean["n"].iloc[0]) if len(clean) else None))
         rows.append(row)
-    columns = ["Model", *(label for _, label in cols), *(f"AUC {n}" for n in auc_names), "n"]
+    cell = aggs[models[0]].rank_cell if models else None
+    columns = [rank_column(cell), "Model", *(label for _, label in cols), *(f"AUC {n}" for n in auc_names), "n"]
+    notes.append(RANK_NOTE)
     return TableView("Clean and adversarial accuracy (%)", columns, rows, notes)
+
+
+RANK_NOTE = ("Rank: by accuracy under the strongest attack present (AutoAttack, then PGD), Linf first, at the eps "
+             "most models were evaluated at; the lowest of several threats of that attack; ties by clean accuracy. "
+             "Without an attack: by clean accuracy.")
+
+
+def rank_column(cell) -> str:
+    return f"Rank ({cell.label})" if cell is not None else "Rank (clean)"
+
+
+def rank_order(aggs: dict[str, DatasetAggregate]) -> list[str]:
+    """Models best first: rank accuracy, then clean accuracy, then name (deterministic); no number last."""
+    def key(m: str):
+        a = aggs[m]
+        return (-(a.rank_acc if not math.isnan(a.rank_acc) else -1.0),
+                -(a.clean_acc if not math.isnan(a.clean_acc) else -1.0), m)
+
+    return sorted(aggs, key=key)
 
 
 def _corruption_table(grp: pd.DataFrame, models: list[str], aggs: dict, reference: str | None) -> TableView:
@@ -216,8 +237,7 @@ def build_views(merged: Merged, reference: str | None = None) -> list[ModalityVi
         mod_rows = table[table["modality"] == modality]
         for dataset, grp in mod_rows.groupby("dataset", sort=True):
             aggs = {a.model: a for a in all_aggs if a.modality == modality and a.dataset == dataset}
-            # Best clean accuracy first; ties by name so that the output is deterministic.
-            models = sorted(aggs, key=lambda m: (-(aggs[m].clean_acc if not math.isnan(aggs[m].clean_acc) else -1), m))
+            models = rank_order(aggs)
             ref = reference if reference in aggs else None
             tables = []
             if (is_clean(grp) | is_adversarial(grp)).any():

@@ -108,6 +108,7 @@ def make_autoattack(view: UnitBoxView, spec: AutoAttackSpec, *, eps: float, norm
 
 @register_attack("autoattack")
 class AutoAttackThreat(Attack):
+    strength = 2  # an ensemble of parameter-free attacks: ranks above any single PGD
     spec_type = AutoAttackSpec
     adversarial = True
     batch_dependent = True  # the reference draws its randomness per call

@@ -82,6 +82,9 @@ class Attack(ABC):
     spec_type: ClassVar[type[ThreatSpec]] = ThreatSpec
     adversarial: ClassVar[bool] = False  # input-gradient attack: sanity checks apply, batches need gradients
     batch_dependent: ClassVar[bool] = False  # rows depend on the batch a sample is in (its batch size is fixed)
+    # How strong an evaluation the attack is, for ranking: leaderboards rank models by accuracy under the
+    # strongest attack present (RobustBench: AutoAttack). 0: not a ranking attack.
+    strength: ClassVar[int] = 0
 
     def __init__(self, spec: ThreatSpec):
         if not isinstance(spec, self.spec_type):

@@ -169,6 +169,7 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps
 
 @register_attack("pgd")
 class PGD(Attack):
+    strength = 1
     spec_type = PGDSpec
     adversarial = True
 
