@@ -97,7 +97,9 @@ def _register_autoattack_adapter() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# 3. setuptools >= 82 removed pkg_resources; imagecorruptions 1.1.2 and robustbench import it.
+# 3. setuptools >= 82 removed pkg_resources; robustbench 1.1.1 (robustbench/loaders.py, a test
+#    dependency) imports it, and so does imagecorruptions 1.1.2 (vendored in threats/corruptions/ic; the
+#    package itself is only the reference of tests/test_vendored_corruptions.py).
 #    Error: ModuleNotFoundError: No module named 'pkg_resources'.
 #    The fix is the pin setuptools==80.10.2 in the lock; this check turns the raw traceback into one line.
 @shim("pkg_resources_present")
@@ -222,32 +224,6 @@ def _languagebind_save_pretrained() -> None:
         cls.__init__ = __init__
         cls.save_pretrained = save_pretrained
         cls._rlbind_save_fixed = True
-
-
-# ---------------------------------------------------------------------------------------------------
-# 7. imagecorruptions 1.1.2 on scikit-image >= 0.19 and numpy >= 2:
-#    glass_blur -> TypeError: gaussian() got an unexpected keyword argument 'multichannel'
-#    fog        -> AttributeError: `np.float_` was removed in the NumPy 2.0 release.
-#    Fix: the module's `gaussian` maps multichannel= to channel_axis=, and np.float_ is given back.
-@shim("imagecorruptions_numpy2")
-def _imagecorruptions_numpy2() -> None:
-    import numpy as np
-
-    apply("pkg_resources_present")
-    if not hasattr(np, "float_"):
-        np.float_ = np.float64
-    corruptions = importlib.import_module("imagecorruptions.corruptions")
-    if getattr(corruptions.gaussian, "_rlbind_fixed", False):
-        return
-    original = corruptions.gaussian
-
-    def gaussian(image, *args, multichannel=None, **kwargs):
-        if multichannel is not None and "channel_axis" not in kwargs:
-            kwargs["channel_axis"] = -1 if multichannel else None
-        return original(image, *args, **kwargs)
-
-    gaussian._rlbind_fixed = True
-    corruptions.gaussian = gaussian
 
 
 def import_languagebind():

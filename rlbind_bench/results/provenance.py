@@ -14,7 +14,8 @@ from rlbind_bench import __version__
 
 # Packages whose versions can change a number; recorded in every run.json.
 RECORDED_PACKAGES = ("torch", "torchvision", "torchaudio", "transformers", "languagebind", "torchattacks",
-                     "pyautoattack", "imagecorruptions", "numpy", "pandas", "pyarrow")
+                     "pyautoattack", "numpy", "scipy", "scikit-image", "opencv-python", "opencv-python-headless",
+                     "Pillow", "pandas", "pyarrow")
 
 
 def provenance() -> dict:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rlbind_bench.modalities.base import InputSpace
 
 ATTACKS: dict[str, type[Attack]] = {"clean": Clean}
-# Attack modules import torchattacks/pyautoattack/imagecorruptions (slow): imported on first use.
+# Attack modules import torchattacks/pyautoattack/scikit-image (slow): imported on first use.
 ATTACK_MODULES = ("rlbind_bench.threats.pgd", "rlbind_bench.threats.autoattack",
                   "rlbind_bench.threats.corruption_threat")
 

@@ -7,7 +7,7 @@ so it does not depend on batch composition, order, process or thread, and it lea
 
 Corruptions per modality (see the module docstrings of image.py, audio.py and video.py):
 - image, thermal, depth: the 19 corruptions of `imagecorruptions` (ImageNet-C's 15 and its 4 validation
-  ones); thermal and depth are corrupted as grey maps and stay grey;
+  ones; vendored in ic/); thermal and depth are corrupted as grey maps and stay grey;
 - audio: white_noise, colored_noise, clipping, time_shift, telephone, speed, pitch_shift, reverb;
 - video: frame_<name> for the image corruptions except glass_blur, and frame_drop, frame_jitter,
   frame_shuffle, blockiness.

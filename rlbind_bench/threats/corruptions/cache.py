@@ -4,9 +4,9 @@ A corrupted input is a function of (clean input, modality, corruption, severity,
 the corruption code (see the package docstring), so that is its key: the sha256 of the sample id, a
 content hash of the decoded clean input (which covers the file and every input-space setting: size,
 frames, clip length), the corruption, severity and seed, the modality, a digest of this package's source
-files and of _compat.py (which patches imagecorruptions), and the versions of the libraries the
-corruptions call. A second model evaluated on the same data, or a rerun, reads the corruptions instead of
-making them again.
+files (the vendored imagecorruptions in ic/ and its frost images included), and the versions of the
+libraries the corruptions call. A second model evaluated on the same data, or a rerun, reads the
+corruptions instead of making them again.
 
 Files: `<cache>/corruptions/<key[:2]>/<key>.bin`, a header (magic, JSON: dtype, shape, sha256 of the
 payload) and the raw payload. A value is stored as uint8 when it is exactly k/255 for every element (image,
@@ -45,8 +45,7 @@ CACHED_MODALITIES = ("image", "thermal", "depth", "audio")
 MAGIC = b"RLBCORR1"
 FORMAT = 1
 # Libraries whose behaviour the corrupted values depend on: a new version may change them.
-LIBRARIES = ("imagecorruptions", "numpy", "scipy", "scikit-image", "opencv-python", "opencv-python-headless",
-             "Pillow", "torch")
+LIBRARIES = ("numpy", "scipy", "scikit-image", "opencv-python", "opencv-python-headless", "Pillow", "torch")
 # k/255 as float32, computed as the decoder of a uint8 entry must: float64 division, then rounding to float32.
 _UINT8_VALUES = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
 DTYPES = {"uint8": 1, "float32": 4}  # bytes per element
@@ -61,15 +60,23 @@ class Variant:
     seed: int
 
 
+def code_files() -> list[Path]:
+    """The files whose content makes a corrupted value: this package's modules, the vendored
+    imagecorruptions (ic/) and its frost images; not cache.py, which only stores values."""
+    here = Path(__file__).parent
+    files = [p for p in here.rglob("*") if p.is_file() and (p.suffix == ".py" or p.parent.name == "frost")]
+    return sorted((p for p in files if p.name != "cache.py" and "__pycache__" not in p.parts),
+                  key=lambda p: p.relative_to(here).as_posix())
+
+
 @functools.cache
 def code_digest() -> str:
     import importlib.metadata as md
 
     h = hashlib.sha256()
     here = Path(__file__).parent
-    # _compat.py patches imagecorruptions; cache.py only stores values, it does not make them.
-    for path in [*sorted(p for p in here.glob("*.py") if p.name != "cache.py"), here.parents[1] / "_compat.py"]:
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in code_files():
+        h.update(path.relative_to(here).as_posix().encode() + b"\0" + path.read_bytes())
     for lib in LIBRARIES:
         try:
             version = md.version(lib)

@@ -1,15 +1,11 @@
 """ImageNet-C corruptions (Hendrycks & Dietterich, 2019) for image, thermal and depth inputs.
 
 The 15 common corruptions and the 4 validation ones (speckle_noise, gaussian_blur, spatter, saturate)
-come from `imagecorruptions` 1.1.2, unchanged except for their randomness:
-
-- the library draws from numpy's *global* RNG (``np.random.normal/poisson/uniform/randint``) and, for
-  impulse_noise, from ``skimage.util.random_noise`` with a fresh, unseeded generator. While one call runs,
-  the module's ``np`` and ``sk`` names point at proxies whose random sources are seeded from the sample's
-  generator; everything else is the real numpy/skimage. numpy's global state is never read or written.
-- the swap is process-wide (it rebinds module globals), so it is serialised by a lock. Code that calls
-  `imagecorruptions` directly from another thread *while* a call here runs would see the proxy; nothing in
-  this project does.
+are those of `imagecorruptions` 1.1.2, vendored in `ic/` (see its NOTICE), with the same arithmetic.
+Their randomness is made per-sample: the library drew from numpy's *global* RNG and, for impulse_noise,
+from skimage's random_noise with a fresh, unseeded generator; the vendored functions take both sources as
+an argument (`ic.Draws`), seeded here from the sample's generator (`draws_for`). numpy's global state is
+never read or written, and calls from several threads do not share any state.
 
 Inputs are float [3, H, W] in [0, 1], H and W >= 32 (the library's minimum). The image is quantised to
 uint8 (the library's input type), corrupted, and the result is rounded (the library's own ``corrupt()``
@@ -28,20 +24,12 @@ luminance change at 4-5 (which add saturation, then collapse back to grey).
 
 from __future__ import annotations
 
-import functools
-import importlib
-import threading
-import warnings
-from contextlib import contextmanager
-from types import ModuleType
-
 import numpy as np
-import skimage
-import skimage.util
 import torch
 from PIL import Image
+from skimage.filters import gaussian
 
-from rlbind_bench import _compat
+import rlbind_bench.threats.corruptions.ic as ic
 from rlbind_bench.threats.corruptions.base import child_seed, register
 
 IMAGE_MODALITIES = ("image", "thermal", "depth")
@@ -74,56 +62,13 @@ IMAGE_CORRUPTIONS: dict[str, str] = {
 # Corruptions that draw independent noise per channel (see the module docstring, grey inputs).
 PER_CHANNEL_NOISE = frozenset({"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"})
 
-_LOCK = threading.Lock()
-_MISSING = object()
 
 
-class _Proxy:
-    """Attribute access falls through to `target`, except for the names given as overrides."""
-
-    def __init__(self, target: ModuleType | object, **overrides):
-        self._target = target
-        self.__dict__.update(overrides)
-
-    def __getattr__(self, name):
-        return getattr(self._target, name)
-
-
-def _library() -> ModuleType:
-    with warnings.catch_warnings():
-        # imagecorruptions imports pkg_resources, which warns about its own deprecation on import.
-        warnings.simplefilter("ignore", UserWarning)
-        _compat.apply("imagecorruptions_numpy2")
-        return importlib.import_module("imagecorruptions.corruptions")
-
-
-def _quiet_print(*args, **kwargs) -> None:
-    # zoom_blur and snow print a line when their zoomed layer is off by a pixel and they recover;
-    # the recovery is fine and the print would interleave with the progress display.
-    return None
-
-
-@contextmanager
-def _seeded(rng: np.random.Generator):
-    """Run imagecorruptions with its numpy and skimage randomness drawn from `rng`, under the lock."""
-    lib = _library()
-    np_random = np.random.RandomState(np.random.MT19937(child_seed(rng)))
-    sk_rng = np.random.default_rng(child_seed(rng))
-    # The real skimage, not `lib.sk`: another thread may hold the swap, and lib.sk be its proxy.
-    sk_util = _Proxy(skimage.util, random_noise=functools.partial(skimage.util.random_noise, rng=sk_rng))
-    overrides = {"np": _Proxy(np, random=np_random), "sk": _Proxy(skimage, util=sk_util),
-                 "print": _quiet_print}
-    with _LOCK:
-        saved = {key: lib.__dict__.get(key, _MISSING) for key in overrides}
-        lib.__dict__.update(overrides)
-        try:
-            yield lib
-        finally:
-            for key, value in saved.items():
-                if value is _MISSING:
-                    lib.__dict__.pop(key, None)
-                else:
-                    lib.__dict__[key] = value
+def draws_for(rng: np.random.Generator) -> ic.Draws:
+    """The two random sources of a vendored corruption, seeded from the sample's generator. The order of
+    the two child seeds is fixed: cached corruptions and earlier results were made with it."""
+    legacy = np.random.RandomState(np.random.MT19937(child_seed(rng)))
+    return ic.Draws(legacy=legacy, skimage=np.random.default_rng(child_seed(rng)))
 
 
 def _check_image(x: torch.Tensor) -> None:
@@ -154,10 +99,7 @@ def _as_float_hwc(out, height: int, width: int) -> np.ndarray:
     return arr
 
 
-GLASS_BLUR = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)]  # sigma, max_delta, iterations
-
-
-def _glass_blur(lib: ModuleType, image: Image.Image, severity: int) -> np.ndarray:
+def _glass_blur(image: Image.Image, severity: int, draws: ic.Draws) -> np.ndarray:
     """imagecorruptions' glass_blur with its per-pixel Python loop vectorised: the same output, bit for bit,
     about 100x faster (2 s -> 20 ms per 224x224 image: the loop was the slowest corruption of a run).
 
@@ -168,10 +110,10 @@ def _glass_blur(lib: ModuleType, image: Image.Image, severity: int) -> np.ndarra
     consumes its stream element by element either way). A pixel read after it was written in the same
     pass holds its new value, so each write resolves, by pointer jumping, to the original pixel at the
     end of its chain of earlier writes."""
-    sigma, delta, iterations = GLASS_BLUR[severity - 1]
-    x = np.uint8(lib.gaussian(np.array(image) / 255., sigma=sigma, multichannel=True) * 255)
+    sigma, delta, iterations = ic.GLASS_BLUR[severity - 1]
+    x = np.uint8(gaussian(np.array(image) / 255., sigma=sigma, channel_axis=-1) * 255)
     if x.ndim != 3:  # a grey 2-D array really swaps: keep the library's loop
-        return lib.glass_blur(image, severity)
+        return ic.CORRUPTIONS["glass_blur"](image, severity, draws)
     height, width = x.shape[:2]
     hs = np.arange(height - delta, delta, -1)
     ws = np.arange(width - delta, delta, -1)
@@ -180,7 +122,7 @@ def _glass_blur(lib: ModuleType, image: Image.Image, severity: int) -> np.ndarra
     order = np.full(height * width, np.iinfo(np.int64).max, dtype=np.int64)
     order[target] = np.arange(len(target))
     for _ in range(iterations):
-        d = lib.np.random.randint(-delta, delta, size=(len(target), 2))
+        d = draws.legacy.randint(-delta, delta, size=(len(target), 2))
         source = (h_of + d[:, 1]) * width + (w_of + d[:, 0])
         written_before = order[source]  # time the source pixel was written in this pass (max: never)
         steps = np.arange(len(target))
@@ -192,21 +134,19 @@ def _glass_blur(lib: ModuleType, image: Image.Image, severity: int) -> np.ndarra
             link = jumped
         flat = x.reshape(height * width, -1)
         flat[target] = flat[source[link]]
-    return np.clip(lib.gaussian(x / 255., sigma=sigma, multichannel=True), 0, 1) * 255
+    return np.clip(gaussian(x / 255., sigma=sigma, channel_axis=-1), 0, 1) * 255
 
 
-# Corruptions computed here instead of by the library, with identical output (tests/test_corruptions.py).
+# Corruptions computed here instead of by the vendored library code, with identical output
+# (tests/test_corruptions.py, tests/test_vendored_corruptions.py).
 _FAST = {"glass_blur": _glass_blur}
 
 
 def corrupt_hwc(image: np.ndarray, name: str, severity: int, rng: np.random.Generator) -> np.ndarray:
     """One imagecorruptions corruption on a uint8 [H, W, 3] array, as float64 [H, W, 3] in 0..255."""
     height, width = image.shape[:2]
-    with _seeded(rng) as lib:
-        fast = _FAST.get(name)
-        img = Image.fromarray(image)
-        out = fast(lib, img, severity) if fast else getattr(lib, name)(img, severity)
-        return _as_float_hwc(out, height, width)
+    fn = _FAST.get(name) or ic.CORRUPTIONS[name]
+    return _as_float_hwc(fn(Image.fromarray(image), severity, draws_for(rng)), height, width)
 
 
 def apply_image_corruption(x: torch.Tensor, name: str, severity: int, rng: np.random.Generator,
