@@ -21,7 +21,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 # pip (not uv/poetry): torch 2.14.1 / torchvision 0.29.1 come from the machine's local wheel folders.
-.venv/bin/pip install --quiet --disable-pip-version-check -r "$LOCK"
+# --no-deps: the lock is a complete freeze, and imagecorruptions' metadata would pull the GUI opencv-python
+# beside the headless build the lock pins
+.venv/bin/pip install --quiet --disable-pip-version-check --no-deps -r "$LOCK"
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 rm -f .venv/.lock-*
 touch "$STAMP"
