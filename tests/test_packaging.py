@@ -66,10 +66,13 @@ def _cli(env: dict, *args, check: bool = True) -> subprocess.CompletedProcess:
 
 def test_the_wheel_reads_its_own_copies(wheel_env):
     """Break seen caught: the `rlbind_bench._bundled` package-data globs emptied (no attacks/ in the wheel)."""
+    # the vendored corruptions' frost images are package data too: read one from the wheel
     code = ("import rlbind_bench, rlbind_bench.bundled as b; print(rlbind_bench.__file__); "
-            "print(*(b.bundled_path(n) for n in b.OVERRIDES), sep='\\n')")
+            "print(*(b.bundled_path(n) for n in b.OVERRIDES), sep='\\n'); "
+            "from rlbind_bench.threats.corruptions.ic.helpers import frost_image; print(frost_image(0).shape[2])")
     out = subprocess.run([wheel_env["python"], "-c", code], cwd=wheel_env["cwd"], capture_output=True, text=True,
                          check=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}).stdout.split()
+    assert out.pop() == "3"
     for path in out:
         assert Path(path).is_relative_to(wheel_env["site"]), path
     attacks = {p.name for p in Path(out[1]).glob("*.yaml")}
