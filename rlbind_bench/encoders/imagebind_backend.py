@@ -43,7 +43,10 @@ WEIGHTS = "model.safetensors"
 
 def _model_kwargs(ib, raw: dict, source: str) -> dict:
     allowed = inspect.signature(ib.models.imagebind_model.ImageBindModel.__init__).parameters
-    kwargs = dict(HUGE)
+    # Every argument spelled out (the class's defaults, then huge's, then the file's), so that _precheck and
+    # preprocess_config read complete settings.
+    kwargs = {k: p.default for k, p in allowed.items() if p.default is not inspect.Parameter.empty}
+    kwargs.update(HUGE)
     for key, value in raw.items():
         if key == "self" or key not in allowed:
             raise CheckpointError(f"{source}: unknown ImageBindModel argument {key!r}")
@@ -86,11 +89,12 @@ def load_imagebind(weights: Path, config: dict, name: str) -> ImageBindEncoder:
         settings = ImageBindSettings.from_dict(config.get("preprocess", {}))
     except ValueError as exc:
         raise CheckpointError(f"{source}: {exc}") from exc
+    state = load_state_dict(weights)
+    _precheck(state, kwargs, source)
     try:
         model = ib.models.imagebind_model.ImageBindModel(**kwargs)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{source}: the config does not describe a valid ImageBind model ({exc})") from exc
-    state = load_state_dict(weights)
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
@@ -104,6 +108,21 @@ def load_imagebind(weights: Path, config: dict, name: str) -> ImageBindEncoder:
     model.load_state_dict(state, strict=True)
     fingerprint = hashlib.sha256(f"{cached_file_sha256(weights)}|{json.dumps(config, sort_keys=True)}".encode())
     return ImageBindEncoder(model, kwargs, settings, config, fingerprint.hexdigest()[:16], name, ib)
+
+
+def _precheck(state: dict[str, torch.Tensor], kwargs: dict, source: str) -> None:
+    """Compare each trunk's width and depth with the config before building the model: building
+    imagebind_huge takes many seconds and gigabytes, wasted on a checkpoint of another size."""
+    for tower in ("vision", "text", "audio", "depth", "thermal", "imu"):
+        prefix = f"modality_trunks.{tower}.blocks."
+        blocks = {k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix)}
+        width = state.get(f"{prefix}0.norm_1.weight")
+        expected = (kwargs.get(f"{tower}_num_blocks"), kwargs.get(f"{tower}_embed_dim"))
+        found = (len(blocks), None if width is None else width.shape[0])
+        if None not in expected and found != expected:
+            raise CheckpointError(f"{source}: the {tower} trunk has {found[0]} blocks of width {found[1]}, the "
+                                  f"config says {expected[0]} of {expected[1]}; a non-huge checkpoint needs its "
+                                  "config JSON beside it")
 
 
 class ImageBindEncoder(BoundEncoder):
