@@ -226,6 +226,79 @@ def _languagebind_save_pretrained() -> None:
         cls._rlbind_save_fixed = True
 
 
+# ---------------------------------------------------------------------------------------------------
+# 7. imagebind (imagebind-unofficial 0.1.1 = upstream ImageBind) reads audio with torchaudio.load, which
+#    torchaudio >= 2.9 routes through TorchCodec (not in the lock; it needs FFmpeg's shared libraries).
+#    Error: ImportError: TorchCodec is required for load_with_torchcodec. Please install torchcodec to use
+#    this function.  (in imagebind.data.load_and_transform_audio_data)
+#    Fix: imagebind.data sees a torchaudio whose `load` decodes with soundfile (in the lock), returning what
+#    torchaudio.load returned: float32 [channels, samples] in [-1, 1] and the sample rate. The real
+#    torchaudio module is left alone.
+@shim("imagebind_audio_load")
+def _imagebind_audio_load() -> None:
+    data = importlib.import_module("imagebind.data")
+    if getattr(data.torchaudio, "_rlbind_soundfile_load", False):
+        return
+    real = data.torchaudio
+
+    def load(path, *args, **kwargs):
+        import soundfile as sf
+        import torch
+
+        samples, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        return torch.from_numpy(samples.T.copy()), sr
+
+    proxy = types.ModuleType("torchaudio")
+    proxy.__getattr__ = lambda name: getattr(real, name)  # everything else is the real module's
+    proxy.load = load
+    proxy._rlbind_soundfile_load = True
+    data.torchaudio = proxy
+
+
+# ---------------------------------------------------------------------------------------------------
+# 8. imagebind.data.load_and_transform_video_data passes `sample_rate=` to EncodedVideo.from_path, a keyword
+#    of pytorchvideo's unreleased main branch; the released pytorchvideo 0.1.5 (the lock's) lacks it.
+#    Error: TypeError: EncodedVideo.from_path() got an unexpected keyword argument 'sample_rate'
+#    Fix: imagebind.data sees an EncodedVideo whose from_path drops `sample_rate` (it sets the audio decoding
+#    rate, and ImageBind decodes no audio: decode_audio=False).
+@shim("imagebind_encoded_video_kwargs")
+def _imagebind_encoded_video() -> None:
+    data = importlib.import_module("imagebind.data")
+    if getattr(data.EncodedVideo, "_rlbind_drops_sample_rate", False):
+        return
+    base = data.EncodedVideo
+
+    class EncodedVideo(base):
+        _rlbind_drops_sample_rate = True
+
+        @classmethod
+        def from_path(cls, file_path, decode_audio=True, decoder="pyav", sample_rate=None, **kwargs):
+            return base.from_path(file_path, decode_audio=decode_audio, decoder=decoder, **kwargs)
+
+    data.EncodedVideo = EncodedVideo
+
+
+IMAGEBIND_EXTRA = ("the ImageBind backend needs the optional 'imagebind' extra: "
+                   "pip install 'rlbind-bench[imagebind]' (imagebind-unofficial==0.1.1)")
+
+
+def import_imagebind():
+    """Import `imagebind` (the optional extra) with every shim it needs, and return the module; a missing
+    package is one UserError line naming the extra."""
+    from rlbind_bench.errors import UserError
+
+    apply("torchvision_functional_tensor")  # imagebind.data imports pytorchvideo.transforms
+    apply("pkg_resources_present")  # imagebind.data imports pkg_resources
+    try:
+        module = importlib.import_module("imagebind")
+        importlib.import_module("imagebind.models.imagebind_model")
+    except ModuleNotFoundError as exc:
+        raise UserError(f"{IMAGEBIND_EXTRA}; missing module {exc.name!r}") from exc
+    apply("imagebind_audio_load")
+    apply("imagebind_encoded_video_kwargs")
+    return module
+
+
 def import_languagebind():
     """Import `languagebind` with every shim it needs, and return the module."""
     apply("torchvision_functional_tensor")

@@ -95,8 +95,17 @@ def _load_text_tower() -> tuple[nn.Module, object]:
 _LEGACY_EMPTY = {"extra": {}}
 
 
+# Fields added to PreprocessConfig after the zoo was committed: left out of the serialised form at their
+# defaults, for the same reason (a demo encoder never sets them).
+_LATER_FIELDS = ("image_resize", "video_clips", "video_clip_seconds")
+_DEFAULTS = PreprocessConfig()
+
+
 def _preprocess_to_json(cfg: PreprocessConfig) -> dict:
     out = {**dataclasses.asdict(cfg), **_LEGACY_EMPTY}
+    for key in _LATER_FIELDS:
+        if getattr(cfg, key) == getattr(_DEFAULTS, key):
+            del out[key]
     out["mean"], out["std"] = list(cfg.mean), list(cfg.std)
     return out
 
