@@ -95,8 +95,16 @@ def _load_text_tower() -> tuple[nn.Module, object]:
 _LEGACY_EMPTY = {"extra": {}}
 
 
+# Fields PreprocessConfig gained later (the image geometry other backends set) are left out at their defaults,
+# for the same reason: demo towers always use the defaults, and their fingerprints predate the fields.
+_LATER_FIELDS = ("resize_mode", "interpolation", "resize_backend", "fill_color")
+
+
 def _preprocess_to_json(cfg: PreprocessConfig) -> dict:
-    out = {**dataclasses.asdict(cfg), **_LEGACY_EMPTY}
+    defaults = PreprocessConfig()
+    out = {k: v for k, v in dataclasses.asdict(cfg).items()
+           if not (k in _LATER_FIELDS and v == getattr(defaults, k))}
+    out.update(_LEGACY_EMPTY)
     out["mean"], out["std"] = list(cfg.mean), list(cfg.std)
     return out
 

@@ -51,7 +51,7 @@ class InputSpace:
 class PreprocessConfig:
     """Everything a modality's preprocessing needs, read from a checkpoint's vision_config.
 
-    Defaults are LanguageBind's (processors hard-code 224 and the OpenAI mean/std).
+    Defaults are LanguageBind's (processors hard-code 224, the OpenAI mean/std, bicubic resize on tensors).
     """
 
     image_size: int = 224
@@ -64,6 +64,11 @@ class PreprocessConfig:
     audio_mean: float = -4.2677393
     audio_std: float = 4.5689974
     max_depth: float = 10.0
+    # Image geometry (modalities/resize.py); the defaults are LanguageBind's. open_clip models set their own.
+    resize_mode: str = "shortest"
+    interpolation: str = "bicubic"
+    resize_backend: str = "tensor"
+    fill_color: int = 0
 
 
 class Normalize(nn.Module):
