@@ -16,9 +16,11 @@ transform makes, and `encode` normalises inside the forward (attacks act in [0, 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -158,19 +160,32 @@ def _arch_name(open_clip, arch: str) -> tuple[str, dict]:
     return arch, cfg
 
 
+@contextlib.contextmanager
+def _quiet_upstream_logs():
+    """open_clip logs an error before raising it, huggingface_hub a warning per retry: each failure becomes our
+    one-line CheckpointError, and their log lines would only repeat it over several lines (--debug keeps the
+    traceback, which names the upstream error)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
 def _create(open_clip, model_name: str, what: str, **kwargs) -> nn.Module:
     try:
-        return open_clip.create_model(model_name, device="cpu", weights_only=True, pretrained_image=False,
-                                      pretrained_text=False, **kwargs)
-    except UserError:
-        raise
+        with _quiet_upstream_logs():
+            return open_clip.create_model(model_name, device="cpu", weights_only=True, pretrained_image=False,
+                                          pretrained_text=False, **kwargs)
     except Exception as exc:  # download, unpickling refusal, shape/key mismatch: all "this checkpoint fails"
         raise CheckpointError(f"cannot load open_clip model {what}: {type(exc).__name__}: {_first_line(exc)}") from exc
 
 
 def _tokenizer(open_clip, model_name: str, what: str):
     try:
-        return open_clip.get_tokenizer(model_name)
+        with _quiet_upstream_logs():
+            return open_clip.get_tokenizer(model_name)
     except Exception as exc:
         raise CheckpointError(f"cannot load the tokenizer of open_clip model {what}: {_first_line(exc)}") from exc
 
@@ -209,12 +224,14 @@ def load_hf_hub(rest: str) -> OpenClipEncoder:
     open_clip = import_open_clip()
     what = f"{HUB_SCHEME}:{rest}"
     try:
-        model = open_clip.create_model(what, device="cpu", weights_only=True, require_pretrained=True)
+        with _quiet_upstream_logs():
+            model = open_clip.create_model(what, device="cpu", weights_only=True, require_pretrained=True)
     except Exception as exc:
         offline = " (HF_HUB_OFFLINE=1)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
         raise CheckpointError(f"cannot load {what}: not reachable on the Hugging Face hub{offline} and not in its "
                               f"local cache, or not an open_clip model ({_first_line(exc)})") from exc
-    identity = {"backend": HUB_SCHEME, "architecture": open_clip.get_model_config(what) or {}}
+    with _quiet_upstream_logs():  # the config is in the hub cache now: create_model fetched it
+        identity = {"backend": HUB_SCHEME, "architecture": open_clip.get_model_config(what) or {}}
     return OpenClipEncoder(model, _tokenizer(open_clip, what, what), what, identity)
 
 
