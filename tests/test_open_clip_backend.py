@@ -235,6 +235,38 @@ def test_wrong_checkpoint_is_a_checkpoint_error(tiny, tmp_path):
         load_encoder(f"open_clip:{wider}@{tiny['st']}")  # weights of another architecture
 
 
+def test_hf_hub_model_loads_from_the_hub_cache_with_its_own_preprocessing(tiny, photos, tmp_path, monkeypatch):
+    """Where the hub (or its cache) holds an open_clip model, `hf-hub:ORG/NAME` loads it, with the
+    preprocessing its open_clip_config.json names (here not open_clip's defaults), as open_clip itself does."""
+    import shutil
+
+    import huggingface_hub.constants
+    from PIL import Image
+
+    repo = tmp_path / "models--rlbind--tiny-hub"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    pp = {"mean": [0.5] * 3, "std": [0.25] * 3, "resize_mode": "squash", "interpolation": "bilinear"}
+    (snapshot / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY, "preprocess_cfg": pp}))
+    shutil.copy(tiny["st"], snapshot / "open_clip_model.safetensors")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # read at each call
+
+    enc = load_encoder("hf-hub:rlbind/tiny-hub")
+    model, _, preprocess = open_clip.create_model_and_transforms("hf-hub:rlbind/tiny-hub")
+    model.eval()
+    cfg = enc.preprocess_config("image")
+    assert (cfg.resize_mode, cfg.interpolation, cfg.mean, cfg.std) == ("squash", "bilinear", (0.5,) * 3, (0.25,) * 3)
+    files = sorted(photos.rglob("*1.png"))
+    ours = torch.stack([get_handler("image").load(f, cfg) for f in files])
+    theirs = torch.stack([preprocess(Image.open(f).convert("RGB")) for f in files])
+    tokens = open_clip.get_tokenizer("hf-hub:rlbind/tiny-hub")(["a photo of a cat."])
+    with torch.no_grad():
+        assert torch.allclose(enc.encode("image", ours), model.encode_image(theirs), atol=1e-5)
+        assert torch.allclose(enc.encode_text(["a photo of a cat."]), model.encode_text(tokens), atol=1e-6)
+
+
 @pytest.mark.parametrize(("spec", "needle"), [
     ("hf-hub:chs20/fare2-clip", "cannot load hf-hub:chs20/fare2-clip: not reachable on the Hugging Face hub"),
     # open_clip logs this failure as an error before raising it: the CLI must still print one line.
