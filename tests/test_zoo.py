@@ -22,6 +22,15 @@ def test_zoo_model_ships_with_card_and_checksum(name):
     assert "seed" in card
 
 
+def test_committed_fingerprints_survive_new_preprocess_fields():
+    """PreprocessConfig gains fields for other backends (image geometry): the demo towers, which use the
+    defaults, must keep the fingerprints their manifests (and every stored row's config_hash) were made with."""
+    from rlbind_bench.encoders.demo import load_demo
+
+    manifest = json.loads((zoo_dir() / "backbone" / "rlbind-model.json").read_text())
+    assert load_demo(zoo_dir() / "backbone").fingerprint() == manifest["fingerprint"]
+
+
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
     from rlbind_bench.data.demo import prepare_demo

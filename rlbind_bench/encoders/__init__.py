@@ -9,6 +9,6 @@ backend is one more line here; `registry` itself never imports a backend.
 from __future__ import annotations
 
 # The import list of backends: registration happens on import (languagebind is imported by the registry).
-from rlbind_bench.encoders import demo, imagebind_backend, zoo
+from rlbind_bench.encoders import demo, imagebind_backend, open_clip_backend, zoo
 
-__all__ = ["demo", "imagebind_backend", "zoo"]
+__all__ = ["demo", "imagebind_backend", "open_clip_backend", "zoo"]

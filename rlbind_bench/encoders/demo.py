@@ -95,17 +95,16 @@ def _load_text_tower() -> tuple[nn.Module, object]:
 _LEGACY_EMPTY = {"extra": {}}
 
 
-# Fields added to PreprocessConfig after the zoo was committed: left out of the serialised form at their
-# defaults, for the same reason (a demo encoder never sets them).
-_LATER_FIELDS = ("image_resize", "video_clips", "video_clip_seconds")
-_DEFAULTS = PreprocessConfig()
+# Fields PreprocessConfig gained later (the image geometry other backends set) are left out at their defaults,
+# for the same reason: demo towers always use the defaults, and their fingerprints predate the fields.
+_LATER_FIELDS = ("resize_mode", "interpolation", "resize_backend", "fill_color", "video_clips", "video_clip_seconds")
 
 
 def _preprocess_to_json(cfg: PreprocessConfig) -> dict:
-    out = {**dataclasses.asdict(cfg), **_LEGACY_EMPTY}
-    for key in _LATER_FIELDS:
-        if getattr(cfg, key) == getattr(_DEFAULTS, key):
-            del out[key]
+    defaults = PreprocessConfig()
+    out = {k: v for k, v in dataclasses.asdict(cfg).items()
+           if not (k in _LATER_FIELDS and v == getattr(defaults, k))}
+    out.update(_LEGACY_EMPTY)
     out["mean"], out["std"] = list(cfg.mean), list(cfg.std)
     return out
 

@@ -151,7 +151,7 @@ class ImageBindEncoder(BoundEncoder):
         self.require(modality)
         s = self.settings
         if modality in ("image", "thermal"):
-            return PreprocessConfig(image_size=IMAGE_SIZE, image_resize="pil")
+            return PreprocessConfig(image_size=IMAGE_SIZE, resize_backend="pil")
         if modality == "depth":
             return PreprocessConfig(image_size=IMAGE_SIZE, max_depth=s.max_depth)
         if modality == "audio":

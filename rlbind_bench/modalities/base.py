@@ -51,10 +51,7 @@ class InputSpace:
 class PreprocessConfig:
     """Everything a modality's preprocessing needs, read from a checkpoint's vision_config.
 
-    Defaults are LanguageBind's (processors hard-code 224 and the OpenAI mean/std). Other backends change
-    the fields below that the default loaders read:
-    - `image_resize`: "tensor" (LanguageBind: ToTensor, then bicubic antialiased resize of the float image) or
-      "pil" (CLIP/ImageBind: PIL's bicubic resize of the 8-bit image, then ToTensor);
+    Defaults are LanguageBind's (processors hard-code 224, the OpenAI mean/std, bicubic resize on tensors).
     - `video_clips`: 0 takes `num_frames` frames uniformly over the whole video (LanguageBind); K > 0 takes K
       clips of `video_clip_seconds` evenly spread over the video (pytorchvideo's ConstantClipsPerVideoSampler),
       `num_frames // K` frames each (UniformTemporalSubsample), and the center crop of pytorchvideo's
@@ -71,13 +68,16 @@ class PreprocessConfig:
     audio_mean: float = -4.2677393
     audio_std: float = 4.5689974
     max_depth: float = 10.0
-    image_resize: str = "tensor"
+    # Image geometry (modalities/resize.py); the defaults are LanguageBind's. open_clip models set their own.
+    resize_mode: str = "shortest"
+    interpolation: str = "bicubic"
+    resize_backend: str = "tensor"
+    fill_color: int = 0
+    # Video clip sampling (ImageBind's); 0: LanguageBind's uniform frames over the whole video
     video_clips: int = 0
     video_clip_seconds: float = 2.0
 
     def __post_init__(self):
-        if self.image_resize not in ("tensor", "pil"):
-            raise ValueError(f"image_resize must be 'tensor' or 'pil', not {self.image_resize!r}")
         if self.video_clips < 0 or (self.video_clips and self.num_frames % self.video_clips):
             raise ValueError(f"num_frames ({self.num_frames}) must be a multiple of video_clips ({self.video_clips})")
 

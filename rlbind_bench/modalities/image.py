@@ -1,8 +1,8 @@
 """Image and thermal handlers: RGB files resized and center-cropped into [0, 1].
 
-Images are clamped to [0, 1] after the bicubic resize (bicubic overshoots by up to a few 1e-2), so the
-input space is bounded; see docs/architecture.md ("Input spaces"). With `image_resize="pil"` the resize is
-PIL's on the 8-bit image (CLIP's and ImageBind's transform), which stays in [0, 1] by construction.
+The geometry (resize mode, interpolation, tensor or PIL resampling) is the encoder's `PreprocessConfig`,
+applied by `resize.to_input_space`. Tensor resizes are clamped to [0, 1] (bicubic overshoots by up to a few
+1e-2), so the input space is bounded; see docs/architecture.md ("Input spaces").
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as TF
 
 from rlbind_bench.modalities.base import (
     IMAGE_SUFFIXES,
@@ -22,9 +20,9 @@ from rlbind_bench.modalities.base import (
     Normalize,
     PreprocessConfig,
     UnreadableSample,
-    resize_center_crop,
 )
 from rlbind_bench.modalities.registry import register_handler
+from rlbind_bench.modalities.resize import describe, to_input_space
 
 
 @register_handler
@@ -34,24 +32,19 @@ class ImageHandler(ModalityHandler):
 
     def input_space(self, cfg: PreprocessConfig, **hints) -> InputSpace:
         s = cfg.image_size
-        return InputSpace(self.name, (3, s, s), 0.0, 1.0,
-                          f"RGB in [0,1] after resize({s}, {_resize_name(cfg)}) + center crop; normalisation inside")
+        return InputSpace(self.name, (3, s, s), 0.0, 1.0, f"RGB in [0,1] after {describe(cfg)}; normalisation inside")
 
-    def _read_rgb(self, path: Path, resize: int | None = None) -> torch.Tensor:
+    def _read_rgb(self, path: Path) -> Image.Image:
+        # Converted to RGB before any resize, as torchvision's ImageFolder (and so CLIP_benchmark) loads photos;
+        # for grey and RGB files this is also open_clip's order (resize, then convert) to the pixel.
         try:
             with Image.open(path) as img:
-                img = img.convert("RGB")
-                if resize is not None:  # torchvision's Resize + CenterCrop on the PIL image, as CLIP's transform
-                    img = TF.center_crop(TF.resize(img, resize, interpolation=InterpolationMode.BICUBIC),
-                                         [resize, resize])
-                return TF.to_tensor(img)
+                return img.convert("RGB")
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise UnreadableSample(f"cannot decode image {path}: {exc}") from exc
 
     def load(self, path: Path, cfg: PreprocessConfig, **hints) -> torch.Tensor:
-        if cfg.image_resize == "pil":
-            return self._read_rgb(path, resize=cfg.image_size)
-        return resize_center_crop(self._read_rgb(path), cfg.image_size).clamp_(0.0, 1.0)
+        return to_input_space(self._read_rgb(path), cfg)
 
     def preprocess(self, cfg: PreprocessConfig) -> nn.Module:
         return Normalize(cfg.mean, cfg.std, channel_dim=-3)
@@ -65,11 +58,9 @@ class ThermalHandler(ImageHandler):
 
     def input_space(self, cfg: PreprocessConfig, **hints) -> InputSpace:
         s = cfg.image_size
-        pil = ", PIL bicubic" if cfg.image_resize == "pil" else ""
+        if cfg.resize_backend == "tensor" and cfg.resize_mode == "shortest":
+            # the historical (hashed) words of LanguageBind's thermal space: kept byte-identical
+            return InputSpace(self.name, (3, s, s), 0.0, 1.0,
+                              f"thermal frame as RGB in [0,1] after resize({s}) + center crop; normalisation inside")
         return InputSpace(self.name, (3, s, s), 0.0, 1.0,
-                          f"thermal frame as RGB in [0,1] after resize({s}{pil}) + center crop; normalisation inside")
-
-
-def _resize_name(cfg: PreprocessConfig) -> str:
-    # "bicubic" alone is the historical (hashed) description of the tensor resize: keep it byte-identical.
-    return "PIL bicubic" if cfg.image_resize == "pil" else "bicubic"
+                          f"thermal frame as RGB in [0,1] after {describe(cfg)}; normalisation inside")
