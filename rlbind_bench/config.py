@@ -18,7 +18,7 @@ import yaml
 
 from rlbind_bench.constants import LOGIT_SCALE, MODALITIES
 from rlbind_bench.errors import ConfigError, UserError
-from rlbind_bench.paths import default_data_root
+from rlbind_bench.paths import default_data_root, project_path
 
 if TYPE_CHECKING:
     from rlbind_bench.encoders.base import BoundEncoder
@@ -113,10 +113,10 @@ DEFAULT_TEMPLATES = {"image": "openai_imagenet", "thermal": "thermal", "depth": 
 
 
 def default_datasets_file() -> Path:
-    """The repo's datasets.yaml when run from a checkout, else the copy shipped in the package."""
-    for candidate in (Path.cwd() / "datasets.yaml", Path(__file__).resolve().parents[1] / "datasets.yaml"):
-        if candidate.is_file():
-            return candidate
+    """datasets.yaml of the working directory, $RLBIND_PROJECT_DIR or the checkout (paths.project_path)."""
+    candidate = project_path("datasets.yaml")
+    if candidate.is_file():
+        return candidate
     raise ConfigError("no datasets.yaml found (give --datasets-file, or use --dataset-dir MODALITY=PATH)")
 
 

@@ -6,13 +6,12 @@ committed recipes in recipes/demo/ with the commands in docs/zoo.md.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rlbind_bench.encoders.demo import build_demo_encoder
 from rlbind_bench.encoders.registry import MANIFEST, ModelEntry, load_encoder, register_model
 from rlbind_bench.errors import UserError
+from rlbind_bench.paths import project_path
 
-ZOO_DIR = Path(__file__).resolve().parents[2] / "zoo" / "demo"
+ZOO_DIR = project_path("zoo", cwd=False) / "demo"  # $RLBIND_PROJECT_DIR's or the checkout's
 DEMO_ZOO = ("backbone", "fare", "tecoa", "pmg-aft", "rlbind")
 DESCRIPTIONS = {
     "backbone": "demo towers bound to frozen MiniLM text (clean binding)",

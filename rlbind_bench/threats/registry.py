@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from rlbind_bench.config import build_dataclass, read_yaml
 from rlbind_bench.errors import ConfigError
+from rlbind_bench.paths import PROJECT_DIR_ENV, project_path
 from rlbind_bench.threats.base import Attack, Cell
 from rlbind_bench.threats.clean import Clean
 from rlbind_bench.threats.spec import CleanSpec, ThreatSpec
@@ -39,10 +40,10 @@ CLEAN = CleanSpec(name="clean", attack="clean", description="unperturbed inputs"
 
 
 def attacks_dir() -> Path:
-    for candidate in (Path.cwd() / "attacks", Path(__file__).resolve().parents[2] / "attacks"):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError("no attacks/ folder found next to the project")
+    candidate = project_path("attacks")  # the working directory's, $RLBIND_PROJECT_DIR's, the checkout's
+    if candidate.is_dir():
+        return candidate
+    raise ConfigError(f"no attacks/ folder found in the working directory, ${PROJECT_DIR_ENV} or {candidate.parent}")
 
 
 def check_eps_budget(cell: Cell, space: InputSpace, where: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rlbind_bench.config import build_dataclass, read_yaml
 from rlbind_bench.errors import ConfigError
+from rlbind_bench.paths import PROJECT_DIR_ENV, project_path
 from rlbind_bench.threats.spec import NORMS, parse_number
 from rlbind_bench.train.objectives import OBJECTIVE_CLASSES
 
@@ -93,10 +94,10 @@ class Recipe:
 
 
 def recipes_dir() -> Path:
-    for candidate in (Path.cwd() / "recipes", Path(__file__).resolve().parents[2] / "recipes"):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError("no recipes/ folder found next to the project")
+    candidate = project_path("recipes")  # the working directory's, $RLBIND_PROJECT_DIR's, the checkout's
+    if candidate.is_dir():
+        return candidate
+    raise ConfigError(f"no recipes/ folder found in the working directory, ${PROJECT_DIR_ENV} or {candidate.parent}")
 
 
 def _numbers(d: dict, keys, where) -> dict:
