@@ -1,11 +1,19 @@
-"""The Dockerfile installs exactly requirements/lock.txt, runs as a non-root user, and enters rlbind-bench."""
+"""The Dockerfile installs exactly requirements/lock.txt, then the package from its wheel (not editable) with the
+project files it reads in $RLBIND_PROJECT_DIR; runs as a non-root user, and enters rlbind-bench. The wheel, built
+and unpacked as the image installs it, finds attacks, recipes, the dataset catalogue and the demo zoo there."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -66,22 +74,22 @@ def pip_installs() -> list[list[str]]:
     return found
 
 
-def test_installs_exactly_the_lock_then_the_package_without_deps():
+def test_installs_exactly_the_lock_then_the_package_wheel_without_deps():
     installs = pip_installs()
     assert installs, "no pip install in the Dockerfile"
-    lock_installs = [a for a in installs if "-r" in a and a[a.index("-r") + 1] == "requirements/lock.txt"]
+    lock_installs = [a for a in installs if "-r" in a and a[a.index("-r") + 1].endswith("requirements/lock.txt")]
     assert len(lock_installs) == 1
     copies = [args for word, args in instructions() if word == "COPY"]
     assert any("requirements/lock.txt" in c.split()[:-1] for c in copies), "the lock is not copied in"
-    editable = [a for a in installs if "-e" in a]
-    assert len(editable) == 1
-    assert "--no-deps" in editable[0]
-    assert editable[0][editable[0].index("-e") + 1] == "."
+    assert not [a for a in installs if "-e" in a or "--editable" in a], "the image must not install editable"
+    wheels = [a for a in installs if any(re.fullmatch(r"\S*/rlbind_bench-\S*\.whl", t) for t in a)]
+    assert len(wheels) == 1
+    assert "--no-deps" in wheels[0]
     pins = lock_pins()
     for args in installs:
         skip_next = False
         for tok in args:
-            if skip_next or tok.startswith("-"):
+            if skip_next or tok.startswith("-") or tok.endswith(".whl"):
                 skip_next = tok in ("-r", "-e", "-c", "--requirement", "--constraint", "-f", "--find-links")
                 continue
             # Anything else named on a pip command line must be pinned to the lock's version.
@@ -133,7 +141,76 @@ def test_entrypoint_volumes_and_env():
     assert env.get("RLBIND_CACHE_DIR") in volumes
 
 
-@pytest.mark.parametrize("path", ["rlbind_bench", "attacks", "datasets.yaml", "pyproject.toml"])
-def test_copies_what_the_package_needs(path):
+@pytest.mark.parametrize("path", ["rlbind_bench", "pyproject.toml"])
+def test_copies_what_the_wheel_needs(path):
     copies = [args.split()[:-1] for word, args in instructions() if word == "COPY"]
     assert any(path in c for c in copies), f"{path} is not copied into the image"
+
+
+@pytest.mark.parametrize("path", ["attacks", "recipes", "datasets.yaml", "zoo/demo"])
+def test_copies_the_project_files_into_the_project_dir(path):
+    """What `run`, `train` and the demo read at run time, where paths.project_path looks in the image."""
+    env = {}
+    for word, args in instructions():
+        if word == "ENV":
+            env.update(tok.partition("=")[::2] for tok in shlex.split(args))
+    project = env.get("RLBIND_PROJECT_DIR")
+    assert project, "RLBIND_PROJECT_DIR is not set"
+    copies = [args.split() for word, args in instructions() if word == "COPY"]
+    assert [path, f"{project}/{path}"] in [c[-2:] for c in copies], f"{path} is not copied to {project}/{path}"
+
+
+def test_installs_the_demo_sources():
+    runs = " ".join(args for word, args in instructions() if word == "RUN")
+    assert "scripts/install-demo-sources.sh" in runs
+
+
+def _unpacked_wheel(tmp_path) -> Path:
+    """The package as `pip install rlbind_bench-*.whl` lays it out: the wheel built as the Dockerfile builds it
+    (from a copy of what it copies), unpacked into a site folder."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "rlbind_bench", src / "rlbind_bench", ignore=shutil.ignore_patterns("__pycache__"))
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                          "--wheel-dir", str(tmp_path / "wheel"), str(src)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    (wheel,) = (tmp_path / "wheel").glob("rlbind_bench-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(site)
+        assert not [n for n in z.namelist() if n.startswith(("attacks/", "recipes/", "zoo/"))]
+    return site
+
+
+def test_the_installed_wheel_reads_the_project_files_from_the_project_dir(tmp_path):
+    site = _unpacked_wheel(tmp_path)
+    empty = tmp_path / "work"  # the image's working directory: no project files in it
+    empty.mkdir()
+    code = textwrap.dedent("""
+        import rlbind_bench
+        from rlbind_bench.config import default_datasets_file
+        from rlbind_bench.encoders.zoo import ZOO_DIR
+        from rlbind_bench.threats.registry import attacks_dir, load_threats
+        from rlbind_bench.train.recipes import recipes_dir
+        print(rlbind_bench.__file__)
+        print(attacks_dir()); print(recipes_dir()); print(default_datasets_file()); print(ZOO_DIR)
+        print(len(load_threats()))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(site), "RLBIND_PROJECT_DIR": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=empty, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    package, attacks, recipes, datasets, zoo, n_threats = out.stdout.split("\n")[:6]
+    assert Path(package).is_relative_to(site)  # the installed copy, not the checkout
+    assert [attacks, recipes, datasets, zoo] == [str(ROOT / "attacks"), str(ROOT / "recipes"),
+                                                 str(ROOT / "datasets.yaml"), str(ROOT / "zoo" / "demo")]
+    assert int(n_threats) == len(list((ROOT / "attacks").glob("*.yaml"))) + 1  # and the built-in clean
+    # Without the project folder the same install says, in one line, where it looked.
+    env.pop("RLBIND_PROJECT_DIR")
+    out = subprocess.run([sys.executable, "-m", "rlbind_bench.cli", "list", "threats"], cwd=empty, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()]
+    assert "RLBIND_PROJECT_DIR" in out.stderr
