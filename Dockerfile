@@ -72,8 +72,9 @@ COPY datasets.yaml /opt/rlbind-bench/datasets.yaml
 COPY attacks /opt/rlbind-bench/attacks
 COPY recipes /opt/rlbind-bench/recipes
 COPY zoo/demo /opt/rlbind-bench/zoo/demo
+# Smoke test of the install: the threats load, and the demo zoo's default model loads from its weights.
 RUN rlbind-bench list threats > /dev/null \
- && rlbind-bench list models | grep -q demo/rlbind
+ && python -c "from rlbind_bench.encoders.registry import load_encoder; load_encoder('demo/rlbind')"
 
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001

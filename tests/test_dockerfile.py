@@ -64,8 +64,16 @@ def pip_installs() -> list[list[str]]:
     for word, args in instructions():
         if word != "RUN":
             continue
-        for command in re.split(r"&&|;|\|\|", args):
-            tokens = shlex.split(command)
+        lexer = shlex.shlex(args, posix=True, punctuation_chars=True)  # quotes may hold `;` (python -c)
+        lexer.whitespace_split = True
+        commands, current = [], []
+        for tok in lexer:
+            if tok in ("&&", "||", ";", "|"):
+                commands.append(current)
+                current = []
+            else:
+                current.append(tok)
+        for tokens in [*commands, current]:
             for i in range(len(tokens) - 1):
                 if (tokens[i].endswith("pip") and tokens[i + 1] == "install") or (
                         tokens[i:i + 3] == ["-m", "pip", "install"]):
