@@ -203,6 +203,7 @@ class RunRequest:
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     encoder: BoundEncoder | None = None  # pre-built (tests, the trainer); else built from config.model
     corruption_cache: bool = True  # corrupted inputs made in the loader's workers, kept under the user cache
+    cache_max_size: int | None = None  # bytes, 0 = no cap; None: $RLBIND_CACHE_MAX_SIZE or caches.DEFAULT_MAX_BYTES
 
 
 def named_datasets(catalogue: dict[str, DatasetSpec], names: list[str]) -> list[DatasetSpec]:

@@ -1,4 +1,5 @@
-"""Where the harness keeps user-level state: the data root and the caches (overridable by environment)."""
+"""Where the harness keeps user-level state: the data root and the caches (overridable by environment). The
+project's own files (attacks/, recipes/, zoo/, datasets.yaml) are found by bundled.py."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from rlbind_bench.batching import (
     resolve_batch_size,
     resolve_workers,
 )
+from rlbind_bench.caches import size_cap
 from rlbind_bench.config import DatasetSpec, RunConfig, RunRequest, resolve_datasets
 from rlbind_bench.data.readers import InputSpaceDataset, index_dataset
 from rlbind_bench.distributed import barrier, distributed_context
@@ -151,7 +152,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     numeric_options = {k: getattr(cfg, k) for k, default in NUMERIC_OPTIONS.items() if getattr(cfg, k) != default}
     workers = resolve_workers(cfg.workers, device)
     # Opened (and checked) only by runs that evaluate corruptions.
-    corruption_cache = functools.cache(lambda: open_cache(user_cache_dir() / "corruptions"))
+    corruption_cache = functools.cache(lambda: open_cache(user_cache_dir() / "corruptions",
+                                                          size_cap(req.cache_max_size)))
     parts_dir = out / "parts"
     cell_catalogue: list[dict] = []
     class_names: dict[str, list[str]] = {}  # dataset -> the text each class put in the templates

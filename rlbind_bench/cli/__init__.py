@@ -1,6 +1,6 @@
 """rlbind-bench command line: parse, call the library, render. No logic of its own.
 
-One module per command group (run, lists, data, train, leaderboard); each has ``add_<command>(sub)``,
+One module per command group (run, lists, data, train, leaderboard, cache); each has ``add_<command>(sub)``,
 which declares the flags, and ``cmd_<command>(args) -> exit code``. Command functions import the
 torch-, pandas- and matplotlib-backed parts of the library inside their bodies, and only those: building
 the parser must stay cheap, so that ``rlbind-bench --help`` and ``list suites`` answer at once.
@@ -19,6 +19,7 @@ import sys
 import traceback
 
 from rlbind_bench import __version__
+from rlbind_bench.cli.cache import add_cache
 from rlbind_bench.cli.console import (
     EXIT_FAILURE,
     EXIT_INTERNAL,
@@ -36,7 +37,7 @@ from rlbind_bench.cli.train import add_train
 from rlbind_bench.errors import UserError
 
 DESCRIPTION = "rlbind-bench command line: parse, call the library, render. No logic of its own."
-COMMANDS = [add_run, add_list, add_data, add_checkpoint, add_train, add_leaderboard, add_check]
+COMMANDS = [add_run, add_list, add_data, add_checkpoint, add_train, add_leaderboard, add_check, add_cache]
 DEBUG_ENV = "RLBIND_DEBUG"
 EPILOG = ("exit codes: 0 success, 1 `check` found a regression, 2 user mistake, 3 internal error, "
           f"130 interrupted, 141 stdout closed. Logging: -v/-q or ${LEVEL_ENV}.")

@@ -36,3 +36,25 @@ def eps_list(text: str) -> list[float]:
     from rlbind_bench.threats.spec import parse_number
 
     return [parse_number(t, "--eps") for t in csv(text)]
+
+
+def size(text: str) -> int:
+    """Bytes from 5G, 500M, 0 / none (no cap): the cache cap's flags."""
+    from rlbind_bench.caches import parse_size
+    from rlbind_bench.errors import ConfigError
+
+    try:
+        return parse_size(text)
+    except ConfigError as exc:  # argparse names the flag
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def duration(text: str) -> float:
+    """Seconds from 30d, 12h, 15m."""
+    from rlbind_bench.caches import parse_duration
+    from rlbind_bench.errors import ConfigError
+
+    try:
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

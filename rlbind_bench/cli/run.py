@@ -6,7 +6,7 @@ import fnmatch
 import math
 from pathlib import Path
 
-from rlbind_bench.cli.console import EXIT_OK, console, csv, eps_list, key_value
+from rlbind_bench.cli.console import EXIT_OK, console, csv, eps_list, key_value, size
 from rlbind_bench.config import RunConfig
 from rlbind_bench.constants import LOGIT_SCALE
 from rlbind_bench.errors import UserError
@@ -59,6 +59,9 @@ def add_run(sub) -> None:
     p.add_argument("--no-corruption-cache", action="store_true",
                    help="make corruptions in the main process and keep none on disk (default: made in the "
                         "workers, kept under $RLBIND_CACHE_DIR or the user cache dir, in corruptions/)")
+    p.add_argument("--cache-max-size", type=size, default=None, metavar="SIZE",
+                   help="cap of the user cache, least recently used entries evicted first: e.g. 5G, 500M, 0 = no "
+                        "cap (default: $RLBIND_CACHE_MAX_SIZE, else 5G; see `rlbind-bench cache info`)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_run)
 
@@ -109,7 +112,8 @@ def cmd_run(args) -> int:
                                             datasets_file=args.datasets_file, attacks_dir=args.attacks_dir,
                                             dataset_dirs=dirs, dataset_paths=paths,
                                             progress=not args.no_progress,
-                                            corruption_cache=not args.no_corruption_cache))
+                                            corruption_cache=not args.no_corruption_cache,
+                                            cache_max_size=args.cache_max_size))
         render_summary(outcome.summary, title=name)
         skipped = sum(len(v) for v in outcome.run["skipped_files"].values())
         if skipped:

@@ -16,6 +16,9 @@ with and without the cache. Anything unreadable, truncated, of the wrong shape o
 treated as absent and made again. Writes go to a temporary file renamed into place, so a reader never sees
 a partial file (and a torn write after a crash fails its checksum).
 
+Size: with a `caches.SizeCap` the least recently used entries of the whole user cache are evicted when the
+cache is opened and as writes add up (caches.py); a read touches its entry, so "used" means read or written.
+
 Video is not cached on disk: at 8 x 3 x 224 x 224 a full suite needs about 200 MB per clip (float32 for the
 temporal corruptions, whose frames are not 8-bit), too much to keep. With DataLoader workers, video
 corruptions are still made in the workers, ahead of the model, and handed over in memory (`in_memory`),
@@ -25,6 +28,7 @@ no workers, they are made in the main process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -39,6 +43,7 @@ import torch
 from torch.utils.data import Dataset
 
 # `corruptions.corrupt` is looked up on the package at call time, so that tests can count the calls.
+from rlbind_bench.caches import SizeCap
 from rlbind_bench.threats import corruptions
 
 CACHED_MODALITIES = ("image", "thermal", "depth", "audio")
@@ -113,9 +118,10 @@ def decode(dtype: str, payload: bytes, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 class CorruptionCache:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, cap: SizeCap | None = None):
         self.root = Path(root)
         self.code = code_digest()
+        self.cap = cap
 
     def key(self, modality: str, sample_id: str, fingerprint: str, variant: Variant) -> str:
         payload = json.dumps({"format": FORMAT, "code": self.code, "modality": modality, "sample_id": sample_id,
@@ -128,8 +134,9 @@ class CorruptionCache:
 
     def _read(self, key: str, shape: tuple[int, ...]) -> tuple[str, bytes] | None:
         """(dtype, payload) of a complete, intact entry of this shape, else None."""
+        path = self.path(key)
         try:
-            data = self.path(key).read_bytes()
+            data = path.read_bytes()
         except OSError:
             return None
         # A cache must never take a run down: whatever is wrong with a file, it is made again.
@@ -146,6 +153,8 @@ class CorruptionCache:
                     or header.get("dtype") not in DTYPES
                     or len(payload) != DTYPES[header["dtype"]] * int(np.prod(shape, dtype=np.int64))):
                 return None
+            with contextlib.suppress(OSError):  # recently used, for the cap's eviction order
+                os.utime(path)
             return header["dtype"], payload
         except Exception:
             return None
@@ -170,10 +179,12 @@ class CorruptionCache:
             with open(tmp, "wb") as fh:
                 fh.write(MAGIC + len(header).to_bytes(4, "little") + header + payload)
             os.replace(tmp, path)
-            return True
         except OSError:
             tmp.unlink(missing_ok=True)
             return False
+        if self.cap is not None:
+            self.cap.wrote(len(MAGIC) + 4 + len(header) + len(payload))
+        return True
 
     def writable(self) -> bool:
         probe = self.root / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
@@ -296,9 +307,11 @@ class PrefetchedCorruptions:
         return torch.stack(out) if out else None
 
 
-def open_cache(root: Path) -> CorruptionCache | None:
-    cache = CorruptionCache(root)
+def open_cache(root: Path, cap: SizeCap | None = None) -> CorruptionCache | None:
+    cache = CorruptionCache(root, cap)
     if cache.writable():
+        if cap is not None:
+            cap.enforce()  # what earlier runs left, each under its own check interval
         return cache
     warnings.warn(f"corruption cache {root} is not writable: corruptions are made in the main process, "
                   "uncached", stacklevel=2)
