@@ -247,7 +247,7 @@ def test_targets_are_never_the_label_and_the_true_rank_is_the_attacked_points(to
     res = attack.run(clf, x, y, attack.cells(modality)[0], context(clf, modality, x, ids))
     assert (res.target != y).all()
     assert ((res.target >= 0) & (res.target < CLASSES)).all()
-    assert len({int(t - l) % CLASSES for t, l in zip(res.target, y, strict=True)}) > 1  # not always label + 1
+    assert len({int(t - label) % CLASSES for t, label in zip(res.target, y, strict=True)}) > 1  # not label + 1
     with torch.no_grad():
         emb = F.normalize(towers.encode(modality, clf.last), dim=-1)
         logits = emb @ F.normalize(towers.texts, dim=-1).T
@@ -380,7 +380,8 @@ def test_a_run_records_the_embedding_columns_and_the_leaderboard_shows_them(tmp_
         assert summary.loc[("xm", eps), "target_success"] == pytest.approx((x["pred"] == x["target"]).mean())
     assert summary.loc[("emb", 0.2), "mean_cosine"] < summary.loc[("emb", 0.05), "mean_cosine"] < 1
     checks = json.loads((out.out / "run.json").read_text())["checks"]
-    assert all("cosine_20_steps" in probe for probe in checks.values()) and checks
+    assert checks
+    assert all("cosine_20_steps" in probe for probe in checks.values())
 
     merged = merge_folders([ResultFolder(out.out, read_table(out.out / "summary.parquet"),
                                          json.loads((out.out / "run.json").read_text()))])
