@@ -126,11 +126,15 @@ class Recording(ZeroShotClassifier):
 EPS = {"Linf": 8 / 255, "L2": 0.5}
 
 
-def noise(x, norm, eps, low, high, seed=5):
-    """Random noise of the attack's budget: uniform in the L-inf cube, or a random direction of L2 length eps."""
+def noise(x, norm, eps, low, high, seed=5, uniform=False):
+    """Random noise of the attack's whole budget: a random corner of the L-inf cube (±eps everywhere; sign-step
+    PGD ends near corners, so uniform noise in the cube, half as large on average, would be too easy a floor),
+    or uniform in the cube, or a random direction of L2 length eps."""
     g = torch.Generator().manual_seed(seed)
-    if norm == "Linf":
+    if norm == "Linf" and uniform:
         d = (torch.rand(x.shape, generator=g) * 2 - 1) * eps
+    elif norm == "Linf":
+        d = (torch.randint(0, 2, x.shape, generator=g) * 2 - 1).float() * eps
     else:
         d = torch.randn(x.shape, generator=g)
         d = d / d.flatten(1).norm(dim=1).view(-1, *[1] * (x.dim() - 1)) * eps
@@ -393,3 +397,39 @@ def test_a_run_records_the_embedding_columns_and_the_leaderboard_shows_them(tmp_
     assert f"{success * 100:.1f}" in table
     assert "cos kept emb" in table
     assert "target success xm" in table
+
+
+# ------------------------------------------------------------------------ real LanguageBind-format towers
+@pytest.mark.parametrize("modality", ["audio", "video"])
+def test_the_embedding_attack_reaches_through_languagebind_towers(checkpoints, modality, one_thread):
+    """Through the encoder's own preprocessing inside the forward (audio: kaldi fbank; video: frame layout), on
+    the tiny LanguageBind-format checkpoints: the gradient reaches the input, so the attack moves the embedding
+    much further than random noise of its budget, within the budget. Break seen caught: steps along a random
+    direction instead of the gradient. (A negated loss is not caught here: sign steps along these towers'
+    gradients move them further than random corners even when they aim back; the tiny towers' test catches it.)"""
+    from rlbind_bench.encoders.registry import load_encoder
+
+    enc = load_encoder(str(checkpoints[modality]))
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    hints = {"clip_seconds": 1.0} if modality == "audio" else {}
+    space = enc.input_space(modality, **hints)
+    g = torch.Generator().manual_seed(0)
+    x = space.low + (space.high - space.low) * torch.rand((2, *space.shape), generator=g)
+    if modality == "audio":
+        x = x * 0.3  # speech-like loudness, away from the box's edges
+    clf = ZeroShotClassifier(enc, modality, F.normalize(torch.randn(3, enc.encode(modality, x[:1]).shape[-1],
+                                                                    generator=g), dim=-1)).eval()
+    with torch.no_grad():
+        logits = clf(x)
+    ctx = AttackContext(modality, 0, ["a", "b"], logits, space.low, space.high, 3, torch.device("cpu"))
+    eps = 4 / 255 if modality == "video" else 1e-3
+    attack = embedding_attack("Linf", eps, steps=3)
+    res = attack.run(clf, x, torch.tensor([0, 1]), attack.cells(modality)[0], ctx)
+    with torch.no_grad():
+        ref = enc.encode(modality, x)
+        noisy = F.cosine_similarity(enc.encode(modality, noise(x, "Linf", eps, space.low, space.high)), ref, dim=-1)
+    # Random noise barely moves these towers (1 - cos ~1e-7): the attack must move them 10x as far (seen:
+    # ~500x for audio, ~5000x for video; with random step directions, about as far as noise).
+    assert ((1 - res.embedding_cosine) > 10 * (1 - noisy)).all()
+    assert (res.perturbation_norm <= eps * (1 + 1e-5)).all()
