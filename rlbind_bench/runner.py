@@ -44,7 +44,7 @@ from rlbind_bench.results.store import check_writable, collect_skipped, merge_pa
 from rlbind_bench.results.summary import summarise
 from rlbind_bench.suites import get_suite, resolve_threats
 from rlbind_bench.threats.base import Attack, AttackContext, Cell
-from rlbind_bench.threats.checks import CHECKS, apply_checks, probe_batch
+from rlbind_bench.threats.checks import CHECKS, apply_checks, probe_batch, probe_embedding
 from rlbind_bench.threats.corruption_threat import CorruptionThreat
 from rlbind_bench.threats.corruptions.cache import (
     CACHED_MODALITIES,
@@ -198,7 +198,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             adversarial = [c for a, c in plan if a.adversarial]
             if adversarial:
                 diagnostics[spec.name] = _diagnose(dataset, classifier, space, device, out, shard_hash,
-                                                   norm=adversarial[0].norm)
+                                                   norm=adversarial[0].norm,
+                                                   label_free=any(a.label_free for a, _ in plan))
             example = functools.cache(lambda dataset=dataset: _first_input(dataset))
             batch_size = resolve_batch_size(cfg.batch_size, classifier, example, device, n_samples=len(index.samples),
                                             needs_grad=bool(adversarial),
@@ -260,7 +261,7 @@ def part_writers(parts_dir: Path, datasets: list[DatasetSpec]) -> dict[str, list
     return writers
 
 
-def _diagnose(dataset, classifier, space, device, out: Path, key: str, norm: str) -> dict:
+def _diagnose(dataset, classifier, space, device, out: Path, key: str, norm: str, label_free: bool = False) -> dict:
     """Sanity-check probes on the first (up to 16) readable samples, cached beside the parts for resumes."""
     cache = out / "parts" / f"checks-{slugify(dataset.index.spec.name)}-{key}.json"
     if cache.is_file():
@@ -281,6 +282,8 @@ def _diagnose(dataset, classifier, space, device, out: Path, key: str, norm: str
                 pred = classifier(x).argmax(1)
             # Probe against the model's own predictions: the checks ask whether attacks can move the model at all.
             result = probe_batch(classifier, x, pred, space.low, space.high, norm=norm or "Linf")
+            if label_free:  # the embedding threats' own convergence probe
+                result.update(probe_embedding(classifier, x, space.low, space.high, norm=norm or "Linf"))
             break
         except torch.cuda.OutOfMemoryError:
             if len(xs) == 1:
@@ -382,5 +385,5 @@ def evaluate_batch(grid: DatasetGrid, x, idx: list[int], refs) -> list[dict]:
                 "config_hash": grid.hashes[cell.key], "clean_pred": int(clean_pred[j]), "pred": pred,
                 "correct": valid and pred == int(y[j]), "seed": cfg.seed, "attacked": bool(res.attacked[j]),
                 "broken_by": res.broken_by[j], "perturbation_norm": float(res.perturbation_norm[j]),
-                "margin": float(res.margin[j]), "valid": valid})
+                "margin": float(res.margin[j]), "valid": valid, **res.embedding_columns(j)})
     return rows

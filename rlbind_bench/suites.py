@@ -55,13 +55,17 @@ SUITES: dict[str, SuiteSpec] = {
         SuiteSpec(
             "full",
             "clean, Linf PGD-100 at 1,2,4/255, L2 PGD-100 at three eps, AutoAttack standard Linf at 2/255 and 4/255, "
-            "every corruption x 5 severities, every sample",
+            "every corruption x 5 severities, label-free embedding PGD-100 (Linf 1,2,4/255; L2 three eps) and "
+            "cross-modal targeted Linf PGD-100 at 1,2,4/255, every sample",
             (
                 ThreatUse("clean"),
                 ThreatUse("linf-pgd", {"eps": (1 / 255, 2 / 255, 4 / 255), "steps": 100}),
                 ThreatUse("l2-pgd", {"eps": (0.25, 0.5, 1.0), "steps": 100}),
                 ThreatUse("autoattack-linf", {"eps": (2 / 255, 4 / 255)}),
                 ThreatUse("corruptions", {"severities": (1, 2, 3, 4, 5)}),
+                ThreatUse("embedding-linf", {"eps": (1 / 255, 2 / 255, 4 / 255), "steps": 100}),
+                ThreatUse("embedding-l2", {"eps": (0.25, 0.5, 1.0), "steps": 100}),
+                ThreatUse("crossmodal-linf", {"eps": (1 / 255, 2 / 255, 4 / 255), "steps": 100}),
             ),
         ),
     )

@@ -63,11 +63,17 @@ class ZeroShotClassifier(nn.Module):
         return self.class_embeddings.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits_from(self.embed(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The modality tower's raw (unnormalised) embedding, float32: what embedding-space threats attack."""
         if self.autocast_dtype is None:
+            return self.encoder.encode(self.modality, x).float()
+        with torch.autocast(x.device.type, dtype=self.autocast_dtype):
             emb = self.encoder.encode(self.modality, x)
-        else:
-            with torch.autocast(x.device.type, dtype=self.autocast_dtype):
-                emb = self.encoder.encode(self.modality, x)
+        return emb.float()
+
+    def logits_from(self, emb: torch.Tensor) -> torch.Tensor:
         # Outside autocast: cosines scaled by 100 in bf16 (8 bits of mantissa) would tie close classes and
         # give attacks a quantised loss.
         feats = F.normalize(emb.float(), dim=-1)

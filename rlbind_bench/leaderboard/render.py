@@ -48,7 +48,7 @@ def md_escape(text, line_start: bool = False) -> str:
 
 @dataclass
 class Cell:
-    """One table cell. kind: acc (fraction, shown in %), ratio (mCE, in %), text, int."""
+    """One table cell. kind: acc (fraction, shown in %), ratio (mCE, in %), num (shown as is), text, int."""
 
     kind: str
     value: float | str | None = None
@@ -71,6 +71,8 @@ class Cell:
             text = "—"
         elif self.kind == "int":
             text = str(int(v))
+        elif self.kind == "num":
+            text = f"{v:.3f}"
         else:
             text = f"{v * 100:.1f}"
             if self.ci is not None and not any(math.isnan(x) for x in self.ci):
@@ -223,6 +225,38 @@ def _corruption_table(grp: pd.DataFrame, models: list[str], aggs: dict, referenc
     return TableView("Corruption accuracy (%)", columns, rows, notes)
 
 
+def has_embedding_measures(frame: pd.DataFrame) -> pd.Series:
+    """Cells of the embedding-space threats: they measured the cosine kept or a targeted success rate."""
+    return frame["mean_cosine"].notna() | frame["target_success"].notna()
+
+
+def _embedding_table(grp: pd.DataFrame, models: list[str]) -> TableView:
+    """Per model and embedding-threat cell: the mean cosine kept and the accuracy (label-free attacks), or the
+    targeted success rate (cross-modal targeted attacks)."""
+    cells = grp[has_embedding_measures(grp)]
+    look = _lookup(cells)
+    columns, getters = [], []
+    for key, label in _columns(cells):
+        threat = cells[(cells["threat"] == key[0]) & (cells["norm"] == key[1])]
+        if threat["mean_cosine"].notna().any():
+            columns += [f"cos kept {label}", f"acc {label}"]
+            getters += [(key, "mean_cosine", "num"), (key, "accuracy", "acc")]
+        else:
+            columns.append(f"target success {label}")
+            getters.append((key, "target_success", "acc"))
+    rows = []
+    for m in models:
+        row = [Cell("text", m)]
+        for key, column, kind in getters:
+            r = _get(look, m, key)
+            row.append(Cell(kind, None if r is None else float(getattr(r, column))))
+        rows.append(row)
+    notes = ["cos kept: mean cos(f(x+δ), f(x)) of the raw embeddings (1: unmoved); the fractions of samples "
+             "keeping at least 0.9, 0.7 and 0.5 are in leaderboard.parquet. target success: % of samples whose "
+             "attacked embedding's nearest class text is the attack's target class."]
+    return TableView("Embedding-space robustness", ["Model", *columns], rows, notes)
+
+
 def build_views(merged: Merged, reference: str | None = None) -> list[ModalityView]:
     table = merged.table
     all_aggs = aggregate(table, reference)
@@ -244,6 +278,8 @@ def build_views(merged: Merged, reference: str | None = None) -> list[ModalityVi
                 tables.append(_adversarial_table(grp, models, aggs, ref))
             if is_corruption(grp).any():
                 tables.append(_corruption_table(grp, models, aggs, ref))
+            if has_embedding_measures(grp).any():
+                tables.append(_embedding_table(grp, models))
             datasets.append(DatasetView(dataset, tables))
         views.append(ModalityView(modality, slug, datasets))
     return views

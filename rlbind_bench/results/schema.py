@@ -7,7 +7,8 @@ instead of reporting a regression or silently matching nothing). Files of older 
 
 History: 1, the first schema. 2, typed threat specs (the hashed threat settings changed), the attack kind as
 columns (`attack`, `adversarial`), the model by its weights' content in config_hash (not its path), and the
-summary's `balanced_accuracy`.
+summary's `balanced_accuracy`. 3, the embedding-space threats' columns (cosine kept, target, true rank; the
+summary's mean cosine, fractions above COSINE_THRESHOLDS and targeted success rate).
 """
 
 from __future__ import annotations
@@ -16,8 +17,31 @@ import math
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 METADATA_KEY = b"rlbind_bench.schema_version"
+
+# --- embedding-space threats (schema 3): threats/embedding.py, threats/crossmodal.py ---------------------------
+# The summary reports the fraction of samples whose attacked embedding keeps at least each of these cosines.
+COSINE_THRESHOLDS = (0.9, 0.7, 0.5)
+
+
+def cosine_fraction_column(threshold: float) -> str:
+    """frac_cosine_ge_0_90 for 0.9: a column name without a dot (itertuples and SQL keep it)."""
+    return "frac_cosine_ge_" + f"{threshold:.2f}".replace(".", "_")
+
+
+EMBEDDING_SAMPLE_FIELDS = [
+    ("embedding_cosine", pa.float64()),  # cos(f(x_final), f(x)) of the raw embeddings (NaN: not measured)
+    ("target", pa.int64()),  # the class a targeted attack aimed at (-1: untargeted)
+    ("true_rank", pa.int64()),  # 1 + the classes scored above the label at the final input (-1: not measured)
+]
+EMBEDDING_SUMMARY_FIELDS = [
+    ("mean_cosine", pa.float64()),  # mean embedding_cosine over valid rows (NaN: not measured)
+    *((cosine_fraction_column(t), pa.float64()) for t in COSINE_THRESHOLDS),  # fraction with cosine >= t
+    ("target_success", pa.float64()),  # fraction of valid targeted rows predicted as their target
+]
+EMBEDDING_SUMMARY_DEFAULTS = {name: math.nan for name, _ in EMBEDDING_SUMMARY_FIELDS}
+# --- end of the embedding-space threats' block ------------------------------------------------------------------
 
 SAMPLE_FIELDS = [
     ("run_id", pa.string()),
@@ -42,6 +66,7 @@ SAMPLE_FIELDS = [
     ("perturbation_norm", pa.float64()),  # ||x_adv - x|| in the threat's norm (NaN: none)
     ("margin", pa.float64()),  # logit[label] - max other logit at the final input
     ("valid", pa.bool_()),  # False when the model produced NaN/Inf on this sample
+    *EMBEDDING_SAMPLE_FIELDS,
 ]
 SAMPLE_SCHEMA = pa.schema(SAMPLE_FIELDS, metadata={METADATA_KEY: SCHEMA_VERSION.encode()})
 SAMPLE_COLUMNS = [name for name, _ in SAMPLE_FIELDS]
@@ -66,6 +91,7 @@ SUMMARY_FIELDS = [
     ("n_invalid", pa.int64()),
     ("n_skipped", pa.int64()),  # unreadable files
     ("checks_failed", pa.string()),  # comma-separated names of failed sanity checks ("" if none)
+    *EMBEDDING_SUMMARY_FIELDS,
 ]
 SUMMARY_SCHEMA = pa.schema(SUMMARY_FIELDS, metadata={METADATA_KEY: SCHEMA_VERSION.encode()})
 SUMMARY_COLUMNS = [name for name, _ in SUMMARY_FIELDS]
@@ -84,5 +110,23 @@ def _upgrade_from_1(frame):
     return frame
 
 
+def _add_embedding_threat_columns(frame):
+    """Schema 2 had no embedding-space threats: their columns are "not measured" (NaN, -1) in every row."""
+    frame = frame.copy()
+    if "accuracy" in frame.columns:  # a summary table
+        for name, value in EMBEDDING_SUMMARY_DEFAULTS.items():
+            frame[name] = value
+    else:
+        frame["embedding_cosine"] = math.nan
+        frame["target"] = -1
+        frame["true_rank"] = -1
+    return frame
+
+
+def _upgrade_from_2(frame):
+    # Each schema-3 column block fills its own columns (a merge adds its step here).
+    return _add_embedding_threat_columns(frame)
+
+
 # version read -> function bringing a frame of that version to the next one
-UPGRADES = {"1": ("2", _upgrade_from_1)}
+UPGRADES = {"1": ("2", _upgrade_from_1), "2": ("3", _upgrade_from_2)}

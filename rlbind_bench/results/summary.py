@@ -1,4 +1,5 @@
-"""Per-cell summary of the sample rows: n, accuracy and its 95% Wilson interval, balanced accuracy."""
+"""Per-cell summary of the sample rows: n, accuracy and its 95% Wilson interval, balanced accuracy, and for the
+embedding-space threats the cosine kept and the targeted success rate."""
 
 from __future__ import annotations
 
@@ -6,11 +7,32 @@ import math
 
 import pandas as pd
 
-from rlbind_bench.results.schema import SUMMARY_COLUMNS
+from rlbind_bench.results.schema import (
+    COSINE_THRESHOLDS,
+    EMBEDDING_SUMMARY_DEFAULTS,
+    SUMMARY_COLUMNS,
+    cosine_fraction_column,
+)
 from rlbind_bench.results.stats import wilson_interval
 
 GROUP_KEYS = ["model", "modality", "dataset", "threat", "attack", "adversarial", "norm", "eps", "severity",
               "config_hash"]
+
+
+def embedding_summary(valid: pd.DataFrame) -> dict:
+    """Mean cosine kept and the fraction at or above each threshold (over valid rows that measured it), and the
+    fraction of targeted rows predicted as their target; NaN where the cell measured neither."""
+    out = dict(EMBEDDING_SUMMARY_DEFAULTS)
+    if "embedding_cosine" in valid.columns:
+        cos = valid["embedding_cosine"].dropna()
+        if len(cos):
+            out["mean_cosine"] = float(cos.mean())
+            out.update({cosine_fraction_column(t): float((cos >= t).mean()) for t in COSINE_THRESHOLDS})
+    if "target" in valid.columns:
+        targeted = valid[valid["target"] >= 0]
+        if len(targeted):
+            out["target_success"] = float((targeted["pred"] == targeted["target"]).mean())
+    return out
 
 
 def summarise(samples: pd.DataFrame, skipped: dict[str, list[str]] | None = None) -> pd.DataFrame:
@@ -26,6 +48,6 @@ def summarise(samples: pd.DataFrame, skipped: dict[str, list[str]] | None = None
             rec.update(n=n, n_correct=k, accuracy=(k / n if n else math.nan), balanced_accuracy=balanced,
                        ci_low=lo, ci_high=hi,
                        n_invalid=int((~grp["valid"]).sum()), n_skipped=len((skipped or {}).get(rec["dataset"], [])),
-                       checks_failed="")
+                       checks_failed="", **embedding_summary(valid))
             rows.append(rec)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

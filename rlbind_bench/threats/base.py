@@ -43,6 +43,26 @@ class BatchResult:
     perturbation_norm: torch.Tensor  # ||x_final - x|| in the cell's norm (L2 where the cell has none)
     broken_by: list[str]  # the (sub-)attack that flipped the prediction, "" if none
     valid: torch.Tensor  # bool: the logits were finite
+    # --- embedding-space threats (threats/embedding.py, threats/crossmodal.py); None: not measured ---
+    embedding_cosine: torch.Tensor | None = None  # float: cos(f(x_final), f(x)) of the raw embeddings
+    target: torch.Tensor | None = None  # int64: the class a targeted attack aimed at
+    true_rank: torch.Tensor | None = None  # int64: 1 + the classes scored above the label at the final input
+
+    def embedding_columns(self, j: int) -> dict:
+        """Row j's embedding-threat columns, with the schema's "not measured" values (NaN, -1) where unset."""
+        return {"embedding_cosine": math.nan if self.embedding_cosine is None else float(self.embedding_cosine[j]),
+                "target": -1 if self.target is None else int(self.target[j]),
+                "true_rank": -1 if self.true_rank is None else int(self.true_rank[j])}
+
+
+@dataclass(frozen=True)
+class Measure:
+    """The summary column that says how well a threat's attack did, and which way is stronger: the sanity
+    checks compare a threat's cells by it (accuracy for attacks on the label, the cosine kept for attacks on the
+    embedding, the targeted success rate for targeted ones)."""
+
+    column: str
+    lower_is_stronger: bool = True
 
 
 @dataclass
@@ -68,6 +88,11 @@ def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return true - other.max(dim=1).values
 
 
+def true_ranks(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1-based rank of the label among the classes: 1 + how many classes score strictly above it."""
+    return (logits > logits.gather(1, y[:, None])).sum(dim=1) + 1
+
+
 def finite_rows(logits: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(logits).all(dim=1)
 
@@ -85,6 +110,11 @@ class Attack(ABC):
     # How strong an evaluation the attack is, for ranking: leaderboards rank models by accuracy under the
     # strongest attack present (RobustBench: AutoAttack). 0: not a ranking attack.
     strength: ClassVar[int] = 0
+
+    # Needs no label (attacks the embedding): accuracy is a by-product, so the checks that read it as the
+    # attack's success (robust_above_clean) do not apply; `measure` says what does.
+    label_free: ClassVar[bool] = False
+    measure: ClassVar[Measure] = Measure("accuracy")
 
     def __init__(self, spec: ThreatSpec):
         if not isinstance(spec, self.spec_type):

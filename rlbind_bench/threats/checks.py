@@ -2,6 +2,14 @@
 
 Modelled on AutoAttack's checks.py; each check says when it is raised and what it suggests.
 A failed check does not change any number: it marks the cells whose numbers should not be trusted.
+
+Which checks a cell gets depends on its attack class (threats/base.Attack): the probes of the model
+(large_eps_not_zero, zero_gradients, randomized_output, more_steps_raise_accuracy) concern its gradients and
+apply to every adversarial cell; robust_above_clean reads accuracy as the attack's success, so it skips
+label-free attacks (the embedding threat: accuracy there is a by-product, and may rise); not_monotone_in_eps
+compares a threat's cells by the attack's `measure` (accuracy, or the cosine kept, which must not rise with
+eps, or the targeted success rate, which must not fall); more_steps_raise_cosine (the embedding threat's own
+probe: more steps must not keep more cosine) applies to label-free cells.
 """
 
 from __future__ import annotations
@@ -13,7 +21,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from rlbind_bench.errors import ConfigError
+from rlbind_bench.threats.base import Attack, Measure
+from rlbind_bench.threats.embedding import EMBEDDING_LOSSES, attack_embedding
 from rlbind_bench.threats.pgd import pgd
+from rlbind_bench.threats.registry import attack_class
 
 LARGE_EPS = {"Linf": 0.3, "L2": 20.0}  # "very large": a working attack must reach ~0% here
 LARGE_EPS_MAX_ACCURACY = 0.1
@@ -30,7 +42,8 @@ class CheckInfo:
 CHECKS = {c.name: c for c in (
     CheckInfo("robust_above_clean", "a threat cell's accuracy exceeds clean accuracy",
               "the attack makes the model better: broken attack or randomised model"),
-    CheckInfo("not_monotone_in_eps", "accuracy rises with eps within one threat",
+    CheckInfo("not_monotone_in_eps", "accuracy (embedding attacks: cosine kept) rises, or a targeted attack's "
+              "success rate falls, with eps within one threat",
               "the attack is too weak at the larger eps (too few steps, bad step size, masked gradients)"),
     CheckInfo("large_eps_not_zero", f"PGD at a very large eps ({LARGE_EPS}) leaves > {LARGE_EPS_MAX_ACCURACY:.0%} correct",
               "gradients do not lead anywhere: gradient masking or obfuscation"),
@@ -40,6 +53,8 @@ CHECKS = {c.name: c for c in (
               "a randomised defence: attack with EOT (the autoattack-rand threat, or PGD eot_iter > 1) before trusting numbers"),
     CheckInfo("more_steps_raise_accuracy", "PGD with 4x the steps leaves more samples correct than with fewer steps",
               "the attack is not converging (step size, masked or noisy gradients)"),
+    CheckInfo("more_steps_raise_cosine", "embedding PGD with 4x the steps keeps more cosine than with fewer steps",
+              "the embedding attack is not converging (step size, masked or noisy gradients)"),
     CheckInfo("square_beats_whitebox", "Square (black-box) breaks samples that APGD/FAB did not",
               "white-box attacks are failing: likely gradient masking"),
 )}
@@ -73,6 +88,32 @@ def probe_batch(model, x: torch.Tensor, y: torch.Tensor, low: float, high: float
             "accuracy_20_steps": few_many[1], "n": len(x)}
 
 
+def probe_embedding(model, x: torch.Tensor, low: float, high: float, norm: str = "Linf") -> dict:
+    """The embedding threat's convergence probe: mean cosine kept after embedding PGD (cosine loss) with 5 and
+    with 20 steps at a small eps; more steps must not keep more."""
+    small = (1 / 255 if norm == "Linf" else 0.25) * (high - low)
+    with torch.no_grad():
+        ref = model.embed(x)
+    kept = []
+    for k in (5, 20):
+        adv = attack_embedding(model, x, lambda emb: EMBEDDING_LOSSES["cosine"](emb, ref), eps=small, norm=norm,
+                               steps=k, step_size=2.5 * small / k, low=low, high=high,
+                               ids=[str(i) for i in range(len(x))], seed=0, salt="embedding-steps-check")
+        with torch.no_grad():
+            kept.append(F.cosine_similarity(model.embed(adv), ref, dim=-1).mean().item())
+    return {"embedding_steps_check_eps": small, "cosine_5_steps": kept[0], "cosine_20_steps": kept[1]}
+
+
+def _attack_info(name: str) -> tuple[bool, Measure]:
+    """(label_free, measure) of an attack kind; a kind this installation does not know (or a schema-1 row's
+    "") is read as an attack on the label."""
+    try:
+        cls = attack_class(name)
+    except ConfigError:
+        cls = Attack
+    return cls.label_free, cls.measure
+
+
 def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict) -> pd.DataFrame:
     """Fill summary.checks_failed for the adversarial cells (the rows' `adversarial` column); diagnostics per
     dataset."""
@@ -85,7 +126,11 @@ def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict
         for i, row in grp.iterrows():
             if not row["adversarial"]:
                 continue
-            if row["accuracy"] > clean_acc + 1e-12:
+            label_free, _ = _attack_info(row["attack"])
+            if label_free:
+                if diag.get("cosine_20_steps", 0.0) > diag.get("cosine_5_steps", 1.0) + 1e-6:
+                    failed[i].add("more_steps_raise_cosine")
+            elif row["accuracy"] > clean_acc + 1e-12:
                 failed[i].add("robust_above_clean")
             if diag.get("large_eps_accuracy", 0.0) > LARGE_EPS_MAX_ACCURACY:
                 failed[i].add("large_eps_not_zero")
@@ -97,9 +142,11 @@ def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict
                 failed[i].add("more_steps_raise_accuracy")
         for _threat, tg in grp[grp["adversarial"].astype(bool)].groupby(["threat", "norm"]):
             ordered = tg.sort_values("eps")
-            acc = ordered["accuracy"].to_numpy()
-            for j in range(1, len(acc)):
-                if acc[j] > acc[j - 1] + 1e-12:
+            _, measure = _attack_info(ordered["attack"].iloc[0])
+            # Oriented so that a stronger attack gives a smaller number: it must not rise with eps.
+            values = ordered[measure.column].to_numpy() * (1 if measure.lower_is_stronger else -1)
+            for j in range(1, len(values)):
+                if values[j] > values[j - 1] + 1e-12:
                     failed[ordered.index[j]].add("not_monotone_in_eps")
     if len(samples):
         square = samples[samples["broken_by"] == "square"]

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 ATTACKS: dict[str, type[Attack]] = {"clean": Clean}
 # Attack modules import torchattacks/pyautoattack/scikit-image (slow): imported on first use.
 ATTACK_MODULES = ("rlbind_bench.threats.pgd", "rlbind_bench.threats.autoattack",
-                  "rlbind_bench.threats.corruption_threat")
+                  "rlbind_bench.threats.corruption_threat",
+                  "rlbind_bench.threats.embedding", "rlbind_bench.threats.crossmodal")
 
 
 def register_attack(name: str):
