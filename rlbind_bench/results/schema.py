@@ -7,7 +7,9 @@ instead of reporting a regression or silently matching nothing). Files of older 
 
 History: 1, the first schema. 2, typed threat specs (the hashed threat settings changed), the attack kind as
 columns (`attack`, `adversarial`), the model by its weights' content in config_hash (not its path), and the
-summary's `balanced_accuracy`.
+summary's `balanced_accuracy`. 3, (transfer/dB block) the transfer threat's `source_model` (samples and
+summary) and the per-sample amplitude budget `eps_input` (samples), for the dB threats whose eps is not in
+input units.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 METADATA_KEY = b"rlbind_bench.schema_version"
 
 SAMPLE_FIELDS = [
@@ -42,6 +44,12 @@ SAMPLE_FIELDS = [
     ("perturbation_norm", pa.float64()),  # ||x_adv - x|| in the threat's norm (NaN: none)
     ("margin", pa.float64()),  # logit[label] - max other logit at the final input
     ("valid", pa.bool_()),  # False when the model produced NaN/Inf on this sample
+    # --- schema 3, transfer/dB block (issue #17 items 4-5) ---
+    ("source_model", pa.string()),  # the model a transfer threat crafted on (Attack.source_model); "" otherwise
+    # The sample's budget in input-space units, in the cell's norm: the cell's eps, except for the dB threats
+    # (eps in dB of the clip's peak), whose per-clip budget is 10^(eps/20) * max|x|; NaN where no eps.
+    ("eps_input", pa.float64()),
+    # --- end transfer/dB block ---
 ]
 SAMPLE_SCHEMA = pa.schema(SAMPLE_FIELDS, metadata={METADATA_KEY: SCHEMA_VERSION.encode()})
 SAMPLE_COLUMNS = [name for name, _ in SAMPLE_FIELDS]
@@ -66,6 +74,9 @@ SUMMARY_FIELDS = [
     ("n_invalid", pa.int64()),
     ("n_skipped", pa.int64()),  # unreadable files
     ("checks_failed", pa.string()),  # comma-separated names of failed sanity checks ("" if none)
+    # --- schema 3, transfer/dB block ---
+    ("source_model", pa.string()),  # transfer threats: the source model ("" otherwise)
+    # --- end transfer/dB block ---
 ]
 SUMMARY_SCHEMA = pa.schema(SUMMARY_FIELDS, metadata={METADATA_KEY: SCHEMA_VERSION.encode()})
 SUMMARY_COLUMNS = [name for name, _ in SUMMARY_FIELDS]
@@ -84,5 +95,22 @@ def _upgrade_from_1(frame):
     return frame
 
 
+# --- schema 3, transfer/dB block: the part of the 2 -> 3 upgrade for source_model and eps_input ---
+def _upgrade_2_transfer_db(frame):
+    """Schema 2 had no transfer threat (source_model "") and only eps in input units: a sample's budget was its
+    cell's eps (NaN for clean and corruptions)."""
+    frame = frame.copy()
+    frame["source_model"] = ""
+    if "sample_id" in frame.columns:  # a samples table
+        frame["eps_input"] = frame["eps"].astype(float)
+    return frame
+# --- end transfer/dB block ---
+
+
+def _upgrade_from_2(frame):
+    """2 -> 3: each block of columns added in schema 3 fills its own."""
+    return _upgrade_2_transfer_db(frame)
+
+
 # version read -> function bringing a frame of that version to the next one
-UPGRADES = {"1": ("2", _upgrade_from_1)}
+UPGRADES = {"1": ("2", _upgrade_from_1), "2": ("3", _upgrade_from_2)}

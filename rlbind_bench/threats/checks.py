@@ -2,6 +2,10 @@
 
 Modelled on AutoAttack's checks.py; each check says when it is raised and what it suggests.
 A failed check does not change any number: it marks the cells whose numbers should not be trusted.
+Which apply: every adversarial cell gets the bound check (robust_above_clean); the white-box checks (the
+probes, monotonicity in eps, square_beats_whitebox) apply to white-box attacks only (Attack.white_box): PGD,
+AutoAttack and their dB versions (a dB cell's eps grows with its amplitude budget, so monotonicity holds
+as for PGD), not transfer, whose gradients are the source's.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from rlbind_bench.threats.pgd import pgd
+from rlbind_bench.threats.registry import is_white_box
 
 LARGE_EPS = {"Linf": 0.3, "L2": 20.0}  # "very large": a working attack must reach ~0% here
 LARGE_EPS_MAX_ACCURACY = 0.1
@@ -87,6 +92,8 @@ def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict
                 continue
             if row["accuracy"] > clean_acc + 1e-12:
                 failed[i].add("robust_above_clean")
+            if not is_white_box(row["attack"]):  # transfer: the probes judge the target's gradients, unused here
+                continue
             if diag.get("large_eps_accuracy", 0.0) > LARGE_EPS_MAX_ACCURACY:
                 failed[i].add("large_eps_not_zero")
             if diag.get("zero_grad_fraction", 0.0) > ZERO_GRAD_MAX_FRACTION:
@@ -95,7 +102,8 @@ def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict
                 failed[i].add("randomized_output")
             if diag.get("accuracy_20_steps", 0.0) > diag.get("accuracy_5_steps", 1.0) + 1e-12:
                 failed[i].add("more_steps_raise_accuracy")
-        for _threat, tg in grp[grp["adversarial"].astype(bool)].groupby(["threat", "norm"]):
+        white_box = grp["adversarial"].astype(bool) & grp["attack"].map(is_white_box)
+        for _threat, tg in grp[white_box].groupby(["threat", "norm"]):
             ordered = tg.sort_values("eps")
             acc = ordered["accuracy"].to_numpy()
             for j in range(1, len(acc)):
