@@ -127,7 +127,10 @@ class Transfer(PGD):
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
         source = self.source_classifier
         if self.crafter is None:
-            x_adv, todo, _, _ = self.craft(source, x, y, cell, ctx, cell.eps, self.step_size(cell.eps))
+            # Seeded as the white-box PGD threat of the same name and settings (its cell has no source in its
+            # key), so a transfer from the target itself gives that threat's rows.
+            white_box_cell = dataclasses.replace(cell, threat=self.spec.name)
+            x_adv, todo, _, _ = self.craft(source, x, y, white_box_cell, ctx, cell.eps, self.step_size(cell.eps))
         else:
             with torch.no_grad():
                 source_clean = source(x).float()
