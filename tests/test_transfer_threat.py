@@ -115,6 +115,7 @@ def test_a_transfer_from_the_target_itself_gives_the_white_box_pgd_rows(models, 
     b = white.run(target, x, y, white.cells("image")[0], ctx)
     assert torch.equal(a.pred, b.pred)
     assert torch.allclose(a.perturbation_norm, b.perturbation_norm, atol=1e-6)
+    assert torch.allclose(a.margin, b.margin, atol=1e-4)  # the same inputs, not only the same verdicts
     assert (a.pred != y).any()
 
 
