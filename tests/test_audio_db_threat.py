@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from digit_folders import DEMO_MODEL
 from torch import nn
 
-from digit_folders import DEMO_MODEL
 from rlbind_bench.cli import EXIT_OK, main
 from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.errors import ConfigError
@@ -56,7 +56,8 @@ def assert_queries_within(seen: list[torch.Tensor], x: torch.Tensor, budget: np.
             dist = np.abs(row[None] - xs).max(axis=1)
             i = int(dist.argmin())
             assert dist[i] <= budget[i] + tol, (i, dist[i], budget[i])
-            assert row.min() >= -1 and row.max() <= 1
+            assert row.min() >= -1
+            assert row.max() <= 1
             n += 1
     return n
 
@@ -147,7 +148,8 @@ def test_pgd_db_rows_are_deterministic_per_sample(audio):
     cell = attack.cells("audio")[0]
     full = attack.run(clf, x, y, cell, ctx_for(ids, logits))
     again = attack.run(clf, x, y, cell, ctx_for(ids, logits))
-    assert torch.equal(full.pred, again.pred) and torch.equal(full.perturbation_norm, again.perturbation_norm)
+    assert torch.equal(full.pred, again.pred)
+    assert torch.equal(full.perturbation_norm, again.perturbation_norm)
     pick = [4, 1, 3]
     part = attack.run(clf, x[pick], y[pick], cell, ctx_for([ids[i] for i in pick], logits[pick]))
     assert torch.equal(part.pred, full.pred[pick])
@@ -186,7 +188,8 @@ def test_runner_rows_keep_eps_in_db_and_each_clips_amplitude_budget(audio, real_
     assert "-30 dB" in capsys.readouterr().out
     rows = pd.read_parquet(out / "samples.parquet")
     db = rows[rows["attack"] == "pgd-db"]
-    assert list(db["eps"].unique()) == [-30.0] and len(db) == 3
+    assert list(db["eps"].unique()) == [-30.0]
+    assert len(db) == 3
     enc = load_encoder(str(DEMO_MODEL))
     seconds = max(__import__("soundfile").info(str(p)).duration for p in data.rglob("*.wav"))
     for r in db.itertuples():
@@ -198,12 +201,15 @@ def test_runner_rows_keep_eps_in_db_and_each_clips_amplitude_budget(audio, real_
 
     rc = main([*base, "--threats", "linf-pgd-db", "--eps", "6", "--out", str(tmp_path / "bad")])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and "did you mean -6?" in err
+    assert rc == 2
+    assert len(err.splitlines()) == 1
+    assert "did you mean -6?" in err
 
 
 def test_the_db_threats_load_and_join_the_full_suite_for_audio_only():
     threats = load_threats()
-    assert threats["linf-pgd-db"].modalities == ("audio",) and threats["autoattack-db"].modalities == ("audio",)
+    assert threats["linf-pgd-db"].modalities == ("audio",)
+    assert threats["autoattack-db"].modalities == ("audio",)
     from rlbind_bench.suites import SUITES
 
     assert "linf-pgd-db" in {u.threat for u in SUITES["full"].threats}

@@ -11,12 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from digit_folders import DEMO_MODEL, TEMPLATE, write_digit_folders
 from torch import nn
 
-from digit_folders import DEMO_MODEL, TEMPLATE, write_digit_folders
 from rlbind_bench.cli import EXIT_OK, main
 from rlbind_bench.data.demo.spec import CLASS_NAMES
 from rlbind_bench.encoders.registry import load_encoder
+from rlbind_bench.errors import ConfigError
 from rlbind_bench.leaderboard.merge import load_and_merge
 from rlbind_bench.leaderboard.render import build_views
 from rlbind_bench.modalities import get_handler
@@ -92,10 +93,12 @@ def test_inputs_are_crafted_with_the_source_gradients_and_judged_once_by_the_tar
     target.seen.clear()
     res = attack.run(target, x, y, attack.cells("image")[0], ctx)
     assert any(grad for _, grad in source.seen)
-    assert len(target.seen) == 1 and not target.seen[0][1]
+    assert len(target.seen) == 1
+    assert not target.seen[0][1]
     judged = target.seen[0][0]
     todo = ctx.clean_logits.argmax(1) == y
-    assert torch.equal(res.attacked, todo) and todo.any()
+    assert torch.equal(res.attacked, todo)
+    assert todo.any()
     assert (judged - x[todo]).abs().amax() <= EPS + 1e-6
     with torch.no_grad():
         assert torch.equal(res.pred[todo], classifier(models[DEMO_MODEL])(judged).argmax(1))
@@ -132,14 +135,16 @@ def test_runs_name_the_source_and_hash_it(digits, tmp_path, capsys):
     capsys.readouterr()
     rows = read_table(outs[SOURCE] / "samples.parquet")
     tr = rows[rows["attack"] == "transfer"]
-    assert len(tr) == 5 and (tr["source_model"] == str(SOURCE)).all()
+    assert len(tr) == 5
+    assert (tr["source_model"] == str(SOURCE)).all()
     assert (tr["threat"] == f"transfer-linf from {SOURCE}").all()
     assert (rows.loc[rows["attack"] != "transfer", "source_model"] == "").all()
     adv = rows[rows["adversarial"]]
     assert (adv["eps_input"] == adv["eps"]).all()
     other = read_table(outs[OTHER_SOURCE] / "samples.parquet")
     hashes = {o: set(t[t["attack"] == "transfer"]["config_hash"]) for o, t in ((0, rows), (1, other))}
-    assert hashes[0] and hashes[0].isdisjoint(hashes[1])
+    assert hashes[0]
+    assert hashes[0].isdisjoint(hashes[1])
     pgd_hash = {o: set(t[t["attack"] == "pgd"]["config_hash"]) for o, t in ((0, rows), (1, other))}
     assert pgd_hash[0] == pgd_hash[1]  # the other threats' hashes do not depend on the source
     summary = read_table(outs[SOURCE] / "summary.parquet")
@@ -161,10 +166,12 @@ def test_transfer_settings_are_refused_in_one_line(digits, checkpoints, tmp_path
     for extra, message in cases:
         rc = main([*base, *extra])
         err = capsys.readouterr().err.strip()
-        assert rc == 2 and len(err.splitlines()) == 1 and message in err, (extra, err)
-    with pytest.raises(Exception, match="not read by craft: pgd"):
+        assert rc == 2, (extra, err)
+        assert len(err.splitlines()) == 1, (extra, err)
+        assert message in err, (extra, err)
+    with pytest.raises(ConfigError, match="not read by craft: pgd"):
         TransferSpec(name="t", attack="transfer", version="plus")
-    with pytest.raises(Exception, match="not read by craft: autoattack"):
+    with pytest.raises(ConfigError, match="not read by craft: autoattack"):
         TransferSpec(name="t", attack="transfer", craft="autoattack", loss="margin")
 
 
@@ -183,4 +190,5 @@ def test_schema_2_rows_read_with_no_source_and_their_eps_as_budget(tmp_path):
     pq.write_table(table.replace_schema_metadata({b"rlbind_bench.schema_version": b"2"}), tmp_path / "s.parquet")
     got = read_table(tmp_path / "s.parquet")
     assert list(got["source_model"]) == ["", ""]
-    assert got["eps_input"].iloc[0] == 4 / 255 and math.isnan(got["eps_input"].iloc[1])
+    assert got["eps_input"].iloc[0] == 4 / 255
+    assert math.isnan(got["eps_input"].iloc[1])
