@@ -188,6 +188,7 @@ class RunConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast around the encoder; logits stay float32)
     compile: bool = False  # torch.compile the zero-shot classifier
     allow_large_eps: bool = False  # run eps budgets that cover the input box (refused otherwise)
+    transfer_from: str | None = None  # the source model of transfer threats (their spec's `source`)
 
 
 @dataclass

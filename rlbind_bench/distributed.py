@@ -1,11 +1,16 @@
-"""torchrun support: which rank this process is, and a barrier before rank 0 merges the parts."""
+"""torchrun support: which rank this process is, a barrier before rank 0 merges the parts, and which ranks wrote
+each part."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+from rlbind_bench.files import slugify
 
 
 def distributed_context() -> tuple[int, int]:
@@ -22,3 +27,15 @@ def distributed_context() -> tuple[int, int]:
 def barrier(world: int) -> None:
     if world > 1:
         dist.barrier()
+
+
+def part_writers(parts_dir: Path, datasets: list) -> dict[str, list[int]]:
+    """For each part (its path under parts/), the ranks that wrote it, from the `.rank-<r>.json` sidecars:
+    one rank per part, unless a shard was computed twice."""
+    writers = {}
+    for spec in datasets:
+        folder = parts_dir / slugify(spec.name)
+        for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            writers[part.relative_to(parts_dir).as_posix()] = sorted(
+                json.loads(s.read_text())["rank"] for s in folder.glob(f"{part.stem}.rank-*.json"))
+    return writers

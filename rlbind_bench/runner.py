@@ -30,7 +30,7 @@ from rlbind_bench.batching import (
 from rlbind_bench.caches import size_cap
 from rlbind_bench.config import DatasetSpec, RunConfig, RunRequest, resolve_datasets
 from rlbind_bench.data.readers import InputSpaceDataset, index_dataset
-from rlbind_bench.distributed import barrier, distributed_context
+from rlbind_bench.distributed import barrier, distributed_context, part_writers
 from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.errors import ConfigError, UserError
 from rlbind_bench.files import slugify, write_json_atomic
@@ -43,7 +43,7 @@ from rlbind_bench.results.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA, SUMMARY_C
 from rlbind_bench.results.store import check_writable, collect_skipped, merge_parts, write_table_atomic
 from rlbind_bench.results.summary import summarise
 from rlbind_bench.suites import get_suite, resolve_threats
-from rlbind_bench.threats.base import Attack, AttackContext, Cell
+from rlbind_bench.threats.base import Attack, AttackContext, AttackSetup, Cell
 from rlbind_bench.threats.checks import CHECKS, apply_checks, probe_batch, probe_embedding
 from rlbind_bench.threats.corruption_threat import CorruptionThreat
 from rlbind_bench.threats.corruptions.cache import (
@@ -67,6 +67,8 @@ NOT_NUMERIC = ("batch_size", "device", "deterministic", "workers", "allow_large_
 NUMERIC_OPTIONS = {"precision": "fp32", "compile": False}
 # Options that choose which samples run (not what a sample's row says): in run_id only when set, for the same reason.
 SELECTION_OPTIONS = {"subset": None}
+# Options that set a threat's spec (hashed with the spec): in run_id only when set, for the same reason.
+THREAT_OPTIONS = {"transfer_from": None}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 _NO_DEFAULT = object()
 
@@ -75,7 +77,7 @@ __all__ = ["RunOutcome", "RunRequest", "run_evaluation"]
 
 def run_identity(cfg: RunConfig) -> dict:
     """The settings hashed into run_id: options added later enter only when set, so older runs keep their ids."""
-    optional = {**NUMERIC_OPTIONS, **SELECTION_OPTIONS}
+    optional = {**NUMERIC_OPTIONS, **SELECTION_OPTIONS, **THREAT_OPTIONS}
     return {k: v for k, v in dataclasses.asdict(cfg).items()
             if k not in NOT_NUMERIC and optional.get(k, _NO_DEFAULT) != v}
 
@@ -139,10 +141,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True)
-    encoder = req.encoder if req.encoder is not None else load_encoder(cfg.model)
-    encoder = encoder.to(device).eval()
-    for p in encoder.parameters():
-        p.requires_grad_(False)
+    encoder = _frozen(req.encoder if req.encoder is not None else load_encoder(cfg.model), device)
     datasets = resolve_datasets(req, encoder)
     data_root = req.data_root or default_data_root()
     # Deterministic, so that a resumed run's parts carry the same run_id as an uninterrupted one.
@@ -154,6 +153,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     # Opened (and checked) only by runs that evaluate corruptions.
     corruption_cache = functools.cache(lambda: open_cache(user_cache_dir() / "corruptions",
                                                           size_cap(req.cache_max_size)))
+    # Models other than the evaluated one (transfer sources), loaded once per run, with their fingerprints.
+    other_models = functools.cache(lambda name: (lambda e: (e, e.fingerprint()))(_frozen(load_encoder(name), device)))
     parts_dir = out / "parts"
     cell_catalogue: list[dict] = []
     class_names: dict[str, list[str]] = {}  # dataset -> the text each class put in the templates
@@ -165,20 +166,22 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             class_names[spec.name] = index.prompts
             hints = get_handler(spec.modality).input_hints(index)
             space = encoder.input_space(spec.modality, **hints)
-            class_emb = build_class_embeddings(encoder, index.prompts, spec.template_list(),
-                                               cache_dir=user_cache_dir() / "text")
-            classifier = ZeroShotClassifier(encoder, spec.modality, class_emb.to(device), cfg.logit_scale,
-                                            autocast_dtype=PRECISIONS[cfg.precision]).eval()
+            classifier_for = functools.partial(_classifier, index.prompts, spec.template_list(), spec.modality, cfg,
+                                               device)
+            classifier = classifier_for(encoder)
             if cfg.compile:
                 classifier = torch.compile(classifier)
             attacks = [build_attack(t) for t in threat_specs if spec.modality in t.modalities]
+            for a in attacks:
+                a.prepare(AttackSetup(spec.modality, space, hints, device, other_models, classifier_for))
             plan = [(a, c) for a in attacks for c in a.cells(spec.modality)]
             if not plan:
                 continue
             if not cfg.allow_large_eps:
                 for a, c in plan:
                     if a.adversarial:
-                        check_eps_budget(c, space, f"threat {a.spec.name} on {spec.name}")
+                        where = f"threat {a.spec.name} on {spec.name}"
+                        check_eps_budget(a.amplitude_cell(c, space, where), space, where)
             # The model enters by its content fingerprint, not its name or path: a copied checkpoint keeps its hashes.
             base_cfg = {"fingerprint": fingerprint, "dataset": spec.name,
                         "templates": spec.template_list(), "classes": index.prompts, "logit_scale": cfg.logit_scale,
@@ -249,16 +252,15 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     return RunOutcome(out, samples, summary, run)
 
 
-def part_writers(parts_dir: Path, datasets: list[DatasetSpec]) -> dict[str, list[int]]:
-    """For each part (its path under parts/), the ranks that wrote it, from the `.rank-<r>.json` sidecars:
-    one rank per part, unless a shard was computed twice."""
-    writers = {}
-    for spec in datasets:
-        folder = parts_dir / slugify(spec.name)
-        for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-            writers[part.relative_to(parts_dir).as_posix()] = sorted(
-                json.loads(s.read_text())["rank"] for s in folder.glob(f"{part.stem}.rank-*.json"))
-    return writers
+def _classifier(prompts: list[str], templates: list[str], modality: str, cfg: RunConfig, device, encoder):
+    """The zero-shot classifier of one dataset (its classes and templates) for `encoder`."""
+    class_emb = build_class_embeddings(encoder, prompts, templates, cache_dir=user_cache_dir() / "text")
+    return ZeroShotClassifier(encoder, modality, class_emb.to(device), cfg.logit_scale,
+                              autocast_dtype=PRECISIONS[cfg.precision]).eval()
+
+
+def _frozen(encoder, device):
+    return encoder.to(device).eval().requires_grad_(False)
 
 
 def _diagnose(dataset, classifier, space, device, out: Path, key: str, norm: str, label_free: bool = False) -> dict:
@@ -385,5 +387,7 @@ def evaluate_batch(grid: DatasetGrid, x, idx: list[int], refs) -> list[dict]:
                 "config_hash": grid.hashes[cell.key], "clean_pred": int(clean_pred[j]), "pred": pred,
                 "correct": valid and pred == int(y[j]), "seed": cfg.seed, "attacked": bool(res.attacked[j]),
                 "broken_by": res.broken_by[j], "perturbation_norm": float(res.perturbation_norm[j]),
-                "margin": float(res.margin[j]), "valid": valid, **res.embedding_columns(j)})
+                "margin": float(res.margin[j]), "valid": valid, **res.embedding_columns(j),
+                "source_model": attack.source_model,
+                "eps_input": cell.eps if res.budget is None else float(res.budget[j])})
     return rows

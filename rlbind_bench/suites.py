@@ -55,13 +55,15 @@ SUITES: dict[str, SuiteSpec] = {
         SuiteSpec(
             "full",
             "clean, Linf PGD-100 at 1,2,4/255, L2 PGD-100 at three eps, AutoAttack standard Linf at 2/255 and 4/255, "
-            "every corruption x 5 severities, label-free embedding PGD-100 (Linf 1,2,4/255; L2 three eps) and "
-            "cross-modal targeted Linf PGD-100 at 1,2,4/255, every sample",
+            "audio: Linf PGD-100 at -40,-30,-20 dB of each clip's peak; every corruption x 5 severities, label-free "
+            "embedding PGD-100 (Linf 1,2,4/255; L2 three eps) and cross-modal targeted Linf PGD-100 at 1,2,4/255, "
+            "every sample",
             (
                 ThreatUse("clean"),
                 ThreatUse("linf-pgd", {"eps": (1 / 255, 2 / 255, 4 / 255), "steps": 100}),
                 ThreatUse("l2-pgd", {"eps": (0.25, 0.5, 1.0), "steps": 100}),
                 ThreatUse("autoattack-linf", {"eps": (2 / 255, 4 / 255)}),
+                ThreatUse("linf-pgd-db", {"eps": (-40.0, -30.0, -20.0), "steps": 100}),  # audio only
                 ThreatUse("corruptions", {"severities": (1, 2, 3, 4, 5)}),
                 ThreatUse("embedding-linf", {"eps": (1 / 255, 2 / 255, 4 / 255), "steps": 100}),
                 ThreatUse("embedding-l2", {"eps": (0.25, 0.5, 1.0), "steps": 100}),
@@ -104,11 +106,17 @@ def resolve_threats(cfg: RunConfig, attacks_dir: Path | None = None) -> list[Thr
         if unknown:
             raise ConfigError(f"suite {suite.name}: threat {spec.name} has no setting {unknown[0]!r}")
         overrides = dict(use.overrides)
-        if attack_class(spec.attack).adversarial:
-            if cfg.eps is not None:
+        kind = attack_class(spec.attack)
+        if kind.adversarial:
+            # An eps in other units (dB) takes --eps only when the threat is named: a suite's dB grid is kept.
+            if cfg.eps is not None and (not kind.eps_unit or spec.name in (cfg.threats or ())):
                 overrides["eps"] = tuple(cfg.eps)
             if cfg.steps is not None:
                 overrides["steps"] = cfg.steps
+        if cfg.transfer_from is not None and "source" in fields:
+            overrides["source"] = cfg.transfer_from
         spec = dataclasses.replace(spec, **overrides)  # the spec validates its settings again
         specs.append(spec)
+    if cfg.transfer_from is not None and not any(hasattr(s, "source") for s in specs):
+        raise UserError("--transfer-from: no transfer threat is selected (add e.g. --threats transfer-linf)")
     return specs

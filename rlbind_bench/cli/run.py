@@ -54,6 +54,9 @@ def add_run(sub) -> None:
                         "enters run_id and config_hash")
     p.add_argument("--allow-large-eps", action="store_true",
                    help="run eps budgets that cover the input box (L-inf >= half its range, L2 >= its diameter)")
+    p.add_argument("--transfer-from", default=None, metavar="SPEC",
+                   help="source model of the transfer threats (--threats transfer-linf): inputs crafted on SPEC "
+                        "(any --model value), evaluated on --model")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the zero-shot classifier; recorded in run_id and config_hash")
     p.add_argument("--no-corruption-cache", action="store_true",
@@ -106,7 +109,7 @@ def cmd_run(args) -> int:
                         logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
                         steps=args.steps, deterministic=args.deterministic, split=args.split,
                         workers=args.workers, precision=args.precision, compile=args.compile,
-                        allow_large_eps=args.allow_large_eps, subset=args.subset)
+                        allow_large_eps=args.allow_large_eps, subset=args.subset, transfer_from=args.transfer_from)
         out = base_out / slugify(name, fallback="model") if len(models) > 1 else base_out
         outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
                                             datasets_file=args.datasets_file, attacks_dir=args.attacks_dir,
@@ -135,8 +138,12 @@ def render_summary(summary, title: str = "") -> None:
     table = Table(title=f"{escape(title)} accuracy (95% Wilson CI)" if title else "accuracy (95% Wilson CI)")
     for col in ("modality", "dataset", "threat", "eps/sev", "n", "accuracy", "95% CI", "checks"):
         table.add_column(col, justify="right" if col in ("n", "accuracy") else "left")
+    from rlbind_bench.leaderboard.metrics import eps_unit
+
     for r in summary.itertuples():
         level = f"{r.eps * 255:.3g}/255" if r.norm == "Linf" else (f"{r.eps:.3g}" if not math.isnan(r.eps) else "")
+        if eps_unit(r.attack):  # dB threats: eps relative to each clip's peak
+            level = f"{r.eps:.3g} {eps_unit(r.attack)}"
         if r.severity:
             level = f"sev {r.severity}"
         table.add_row(escape(r.modality), escape(r.dataset), escape(f"{r.threat} {r.norm}".strip()), level, str(r.n),

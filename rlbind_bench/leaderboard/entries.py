@@ -9,7 +9,7 @@ import pandas as pd
 
 from rlbind_bench.files import slugify
 from rlbind_bench.leaderboard.merge import Merged
-from rlbind_bench.leaderboard.metrics import aggregate, is_adversarial, is_clean, level_label
+from rlbind_bench.leaderboard.metrics import aggregate, eps_unit, is_adversarial, is_clean, level_label
 from rlbind_bench.leaderboard.schema import (
     MODEL_SCHEMA_ID,
     MODEL_SCHEMA_VERSION,
@@ -60,7 +60,7 @@ def _robustbench(model: str, rows: pd.DataFrame, aggs: dict) -> list[dict]:
         clean = json_number(agg.clean_acc)
         out.extend({**base, "dataset": dataset, "modality": modality, "threat": r.threat, "threat_model": r.norm,
                     "attack": r.attack or None, "eps": json_number(r.eps),
-                    "eps_label": level_label(r.norm, r.eps, 0), "clean_acc": clean,
+                    "eps_label": level_label(r.norm, r.eps, 0, eps_unit(r.attack)), "clean_acc": clean,
                     "robust_acc": json_number(r.accuracy),
                     **({"autoattack_acc": json_number(r.accuracy)} if r.attack == "autoattack"
                        else {})}

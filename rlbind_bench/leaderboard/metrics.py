@@ -29,22 +29,25 @@ def is_corruption(frame: pd.DataFrame) -> pd.Series:
     return ~is_clean(frame) & ~is_adversarial(frame)
 
 
-def level_label(norm: str, eps: float, severity: int) -> str:
-    """How a cell's strength is written everywhere: 4/255 for Linf, 0.5 for L2, sev 3 for corruptions."""
+def level_label(norm: str, eps: float, severity: int, unit: str = "") -> str:
+    """How a cell's strength is written everywhere: 4/255 for Linf, 0.5 for L2, -30 dB for a dB threat
+    (`unit`, Attack.eps_unit), sev 3 for corruptions."""
     if severity:
         return f"sev {int(severity)}"
     if eps is None or (isinstance(eps, float) and math.isnan(eps)):
         return ""
+    if unit:
+        return f"{eps:.3g} {unit}"
     if norm == "Linf":
         return f"{eps * 255:.3g}/255"
     return f"{eps:.3g}"
 
 
-def cell_label(threat: str, norm: str, eps: float, severity: int) -> str:
+def cell_label(threat: str, norm: str, eps: float, severity: int, unit: str = "") -> str:
     parts = [threat]
     if norm and norm != "Linf":
         parts.append(norm)
-    level = level_label(norm, eps, severity)
+    level = level_label(norm, eps, severity, unit)
     if level:
         parts.append(level)
     return " ".join(parts)
@@ -73,6 +76,14 @@ def attack_strength(attack: str) -> int:
         return attack_class(attack).strength
     except ConfigError:
         return 0
+
+
+def eps_unit(attack: str) -> str:
+    """The attack class's `eps_unit` ("" for input-space units, or for an attack this installation does not know)."""
+    try:
+        return attack_class(attack).eps_unit
+    except ConfigError:
+        return ""
 
 
 def ranking_cell(rows: pd.DataFrame) -> RankCell | None:

@@ -20,6 +20,7 @@ from rlbind_bench.leaderboard.metrics import (
     DatasetAggregate,
     aggregate,
     cell_label,
+    eps_unit,
     is_adversarial,
     is_clean,
     is_corruption,
@@ -127,7 +128,8 @@ def _model_cell(model: str, reference: str | None) -> Cell:
 def _columns(rows: pd.DataFrame) -> list[tuple[tuple, str]]:
     keys = rows[["threat", "norm", "eps", "severity"]].drop_duplicates()
     keys = keys.sort_values(["threat", "norm", "eps", "severity"], kind="stable")
-    return [(tuple(k), cell_label(*k)) for k in keys.itertuples(index=False)]
+    units = dict(zip(rows["threat"], rows["attack"].map(eps_unit), strict=True))  # dB threats label "-30 dB"
+    return [(tuple(k), cell_label(*k, unit=units.get(k.threat, ""))) for k in keys.itertuples(index=False)]
 
 
 def _lookup(rows: pd.DataFrame) -> dict:
@@ -165,6 +167,10 @@ def _adversarial_table(grp: pd.DataFrame, models: list[str], aggs: dict, referen
         clean = clean_rows[clean_rows["model"] == m]
         row.append(Cell("int", int(clean["n"].iloc[0]) if len(clean) else None))
         rows.append(row)
+    sources = sorted(set(adv["source_model"]) - {""}) if "source_model" in adv.columns else []
+    if sources:  # transfer columns are labelled "<threat> from <source>" by the rows themselves
+        notes.append(f"Transfer from {', '.join(sources)}: inputs crafted on the source model and evaluated on "
+                     "each model (black-box); an upper bound on robustness, never used for the rank.")
     cell = aggs[models[0]].rank_cell if models else None
     columns = [rank_column(cell), "Model", *(label for _, label in cols), *(f"AUC {n}" for n in auc_names), "n"]
     notes.append(RANK_NOTE)

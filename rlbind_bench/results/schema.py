@@ -8,7 +8,9 @@ instead of reporting a regression or silently matching nothing). Files of older 
 History: 1, the first schema. 2, typed threat specs (the hashed threat settings changed), the attack kind as
 columns (`attack`, `adversarial`), the model by its weights' content in config_hash (not its path), and the
 summary's `balanced_accuracy`. 3, the embedding-space threats' columns (cosine kept, target, true rank; the
-summary's mean cosine, fractions above COSINE_THRESHOLDS and targeted success rate).
+summary's mean cosine, fractions above COSINE_THRESHOLDS and targeted success rate); and (transfer/dB block) the transfer threat's `source_model` (samples and
+summary) and the per-sample amplitude budget `eps_input` (samples), for the dB threats whose eps is not in
+input units.
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ SAMPLE_FIELDS = [
     ("margin", pa.float64()),  # logit[label] - max other logit at the final input
     ("valid", pa.bool_()),  # False when the model produced NaN/Inf on this sample
     *EMBEDDING_SAMPLE_FIELDS,
+    # --- schema 3, transfer/dB block (issue #17 items 4-5) ---
+    ("source_model", pa.string()),  # the model a transfer threat crafted on (Attack.source_model); "" otherwise
+    # The sample's budget in input-space units, in the cell's norm: the cell's eps, except for the dB threats
+    # (eps in dB of the clip's peak), whose per-clip budget is 10^(eps/20) * max|x|; NaN where no eps.
+    ("eps_input", pa.float64()),
+    # --- end transfer/dB block ---
 ]
 SAMPLE_SCHEMA = pa.schema(SAMPLE_FIELDS, metadata={METADATA_KEY: SCHEMA_VERSION.encode()})
 SAMPLE_COLUMNS = [name for name, _ in SAMPLE_FIELDS]
@@ -92,6 +100,9 @@ SUMMARY_FIELDS = [
     ("n_skipped", pa.int64()),  # unreadable files
     ("checks_failed", pa.string()),  # comma-separated names of failed sanity checks ("" if none)
     *EMBEDDING_SUMMARY_FIELDS,
+    # --- schema 3, transfer/dB block ---
+    ("source_model", pa.string()),  # transfer threats: the source model ("" otherwise)
+    # --- end transfer/dB block ---
 ]
 SUMMARY_SCHEMA = pa.schema(SUMMARY_FIELDS, metadata={METADATA_KEY: SCHEMA_VERSION.encode()})
 SUMMARY_COLUMNS = [name for name, _ in SUMMARY_FIELDS]
@@ -123,9 +134,22 @@ def _add_embedding_threat_columns(frame):
     return frame
 
 
+# --- schema 3, transfer/dB block: the part of the 2 -> 3 upgrade for source_model and eps_input ---
+def _upgrade_2_transfer_db(frame):
+    """Schema 2 had no transfer threat (source_model "") and only eps in input units: a sample's budget was its
+    cell's eps (NaN for clean and corruptions)."""
+    frame = frame.copy()
+    frame["source_model"] = ""
+    if "sample_id" in frame.columns:  # a samples table
+        frame["eps_input"] = frame["eps"].astype(float)
+    return frame
+# --- end transfer/dB block ---
+
+
+
 def _upgrade_from_2(frame):
-    # Each schema-3 column block fills its own columns (a merge adds its step here).
-    return _add_embedding_threat_columns(frame)
+    """2 -> 3: each block of columns added in schema 3 fills its own."""
+    return _upgrade_2_transfer_db(_add_embedding_threat_columns(frame))
 
 
 # version read -> function bringing a frame of that version to the next one

@@ -16,7 +16,7 @@ from rlbind_bench.results.schema import (
 from rlbind_bench.results.stats import wilson_interval
 
 GROUP_KEYS = ["model", "modality", "dataset", "threat", "attack", "adversarial", "norm", "eps", "severity",
-              "config_hash"]
+              "config_hash", "source_model"]
 
 
 def embedding_summary(valid: pd.DataFrame) -> dict:
@@ -37,6 +37,8 @@ def embedding_summary(valid: pd.DataFrame) -> dict:
 
 def summarise(samples: pd.DataFrame, skipped: dict[str, list[str]] | None = None) -> pd.DataFrame:
     rows = []
+    if "source_model" not in samples.columns:  # frames built by hand (not read_table, which upgrades): no transfer
+        samples = samples.assign(source_model="")
     if len(samples):
         for key, grp in samples.groupby(GROUP_KEYS, dropna=False, sort=True):
             valid = grp[grp["valid"]]

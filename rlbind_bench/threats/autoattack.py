@@ -130,6 +130,16 @@ class AutoAttackThreat(Attack):
         return config
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
+        x_adv, broken_by = self.craft(model, x, y, cell, ctx)
+        robust = (ctx.clean_logits.argmax(1) == y) & finite_rows(ctx.clean_logits)
+        with torch.no_grad():
+            logits = model(x_adv).float()
+        return BatchResult(pred=logits.argmax(1).cpu(), margin=margins(logits, y).cpu(), attacked=robust.cpu(),
+                           perturbation_norm=per_sample_norm(x_adv - x, cell.norm).cpu(), broken_by=broken_by,
+                           valid=finite_rows(logits).cpu())
+
+    def craft(self, model, x, y, cell: Cell, ctx: AttackContext) -> tuple[torch.Tensor, list[str]]:
+        """(x_adv, the sub-attack that broke each sample) of the reference AutoAttack on `model`."""
         _compat.apply("autoattack_module")
         view = UnitBoxView(model, tuple(x.shape[1:]), ctx.low, ctx.high)
         aa = make_autoattack(view, self.spec, eps=cell.eps, norm=cell.norm, n_classes=ctx.num_classes,
@@ -140,12 +150,7 @@ class AutoAttackThreat(Attack):
         self._record_sub_attacks(aa, view, robust.clone(), y, broken_by)
         u = view.to_unit(x)
         u_adv, _ = aa.run_standard_evaluation(u, y, batch_size=len(x))
-        x_adv = view.from_unit(u_adv).detach()
-        with torch.no_grad():
-            logits = model(x_adv).float()
-        return BatchResult(pred=logits.argmax(1).cpu(), margin=margins(logits, y).cpu(), attacked=robust.cpu(),
-                           perturbation_norm=per_sample_norm(x_adv - x, cell.norm).cpu(), broken_by=broken_by,
-                           valid=finite_rows(logits).cpu())
+        return view.from_unit(u_adv).detach(), broken_by
 
     @staticmethod
     def _record_sub_attacks(aa, view, robust: torch.Tensor, y, broken_by: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -54,6 +55,10 @@ class BatchResult:
                 "target": -1 if self.target is None else int(self.target[j]),
                 "true_rank": -1 if self.true_rank is None else int(self.true_rank[j])}
 
+    # The per-sample budget in input-space units (the `eps_input` column) where it is not the cell's eps: the
+    # dB threats' 10^(eps/20) * max|x| per clip. None: every sample's budget is the cell's eps.
+    budget: torch.Tensor | None = None
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -79,6 +84,18 @@ class AttackContext:
     device: torch.device
     # Corrupted versions of the batch made ahead of time (threats/corruptions/cache.py), or None.
     corrupted: Any = None
+
+
+@dataclass
+class AttackSetup:
+    """What an attack may know about the dataset it is about to run on (Attack.prepare), once per dataset."""
+
+    modality: str
+    space: Any  # the target model's InputSpace for this dataset
+    hints: dict  # the modality handler's input hints (audio: clip_seconds)
+    device: torch.device
+    load_model: Callable[[str], tuple[Any, str]]  # model spec -> (BoundEncoder on device, fingerprint); cached
+    classifier_for: Callable[[Any], torch.nn.Module]  # BoundEncoder -> its zero-shot classifier for this dataset
 
 
 def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -110,6 +127,11 @@ class Attack(ABC):
     # How strong an evaluation the attack is, for ranking: leaderboards rank models by accuracy under the
     # strongest attack present (RobustBench: AutoAttack). 0: not a ranking attack.
     strength: ClassVar[int] = 0
+    # The unit of the cells' eps: "" input-space units; "dB" relative to each clip's peak (threats/perceptual.py).
+    eps_unit: ClassVar[str] = ""
+    # The attack uses the gradients of the evaluated model: the white-box sanity checks (threats/checks.py) apply.
+    # False for transfer, which crafts on another model; only the bound checks apply to it.
+    white_box: ClassVar[bool] = True
 
     # Needs no label (attacks the embedding): accuracy is a by-product, so the checks that read it as the
     # attack's success (robust_above_clean) do not apply; `measure` says what does.
@@ -128,6 +150,21 @@ class Attack(ABC):
         """What the cell's rows are hashed over; `num_classes` (the dataset's) for attacks whose settings
         depend on it (AutoAttack's sub-attacks) or that refuse some counts (PGD's DLR loss)."""
         return {"threat": self.spec.to_dict(), "cell": cell.key}
+
+    def prepare(self, setup: AttackSetup) -> None:
+        """Called once per dataset before `cells`/`cell_config`: attacks that need more than the batch (a
+        source model) load it here and refuse a dataset they cannot run on."""
+        return None
+
+    def amplitude_cell(self, cell: Cell, space: Any, where: str) -> Cell:
+        """The cell as `registry.check_eps_budget` judges it: the largest budget it allows, in input-space
+        units (dB threats convert; they refuse a units mistake here). Skipped with --allow-large-eps."""
+        return cell
+
+    @property
+    def source_model(self) -> str:
+        """The model the inputs were crafted on when it is not the evaluated one (the `source_model` column)."""
+        return ""
 
     @abstractmethod
     def run(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cell: Cell,

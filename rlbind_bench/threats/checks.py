@@ -10,6 +10,9 @@ label-free attacks (the embedding threat: accuracy there is a by-product, and ma
 compares a threat's cells by the attack's `measure` (accuracy, or the cosine kept, which must not rise with
 eps, or the targeted success rate, which must not fall); more_steps_raise_cosine (the embedding threat's own
 probe: more steps must not keep more cosine) applies to label-free cells.
+White-box only (Attack.white_box): the probes, monotonicity in eps and square_beats_whitebox skip the
+transfer threat, whose gradients are the source's; the dB threats are white-box (a dB cell's budget grows
+with its eps, so monotonicity holds as for PGD).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from rlbind_bench.errors import ConfigError
 from rlbind_bench.threats.base import Attack, Measure
 from rlbind_bench.threats.embedding import EMBEDDING_LOSSES, attack_embedding
 from rlbind_bench.threats.pgd import pgd
-from rlbind_bench.threats.registry import attack_class
+from rlbind_bench.threats.registry import attack_class, is_white_box
 
 LARGE_EPS = {"Linf": 0.3, "L2": 20.0}  # "very large": a working attack must reach ~0% here
 LARGE_EPS_MAX_ACCURACY = 0.1
@@ -132,6 +135,8 @@ def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict
                     failed[i].add("more_steps_raise_cosine")
             elif row["accuracy"] > clean_acc + 1e-12:
                 failed[i].add("robust_above_clean")
+            if not is_white_box(row["attack"]):  # transfer: the probes judge the target's gradients, unused here
+                continue
             if diag.get("large_eps_accuracy", 0.0) > LARGE_EPS_MAX_ACCURACY:
                 failed[i].add("large_eps_not_zero")
             if diag.get("zero_grad_fraction", 0.0) > ZERO_GRAD_MAX_FRACTION:
@@ -140,7 +145,8 @@ def apply_checks(summary: pd.DataFrame, samples: pd.DataFrame, diagnostics: dict
                 failed[i].add("randomized_output")
             if diag.get("accuracy_20_steps", 0.0) > diag.get("accuracy_5_steps", 1.0) + 1e-12:
                 failed[i].add("more_steps_raise_accuracy")
-        for _threat, tg in grp[grp["adversarial"].astype(bool)].groupby(["threat", "norm"]):
+        white_box = grp["adversarial"].astype(bool) & grp["attack"].map(is_white_box)
+        for _threat, tg in grp[white_box].groupby(["threat", "norm"]):
             ordered = tg.sort_values("eps")
             _, measure = _attack_info(ordered["attack"].iloc[0])
             # Oriented so that a stronger attack gives a smaller number: it must not rise with eps.

@@ -33,25 +33,40 @@ from rlbind_bench.threats.registry import register_attack
 from rlbind_bench.threats.spec import PGD_LOSS_MIN_CLASSES, PGDSpec
 
 
-def random_start(x: torch.Tensor, eps: float, norm: str, ids: list[str], seed: int, salt: str) -> torch.Tensor:
+def random_start(x: torch.Tensor, eps, norm: str, ids: list[str], seed: int, salt: str) -> torch.Tensor:
+    """eps: a float, or a tensor [B] of per-sample budgets (the dB threats)."""
     shape = x.shape[1:]
     deltas = []
-    for sid in ids:
+    for k, sid in enumerate(ids):
+        eps_k = float(eps[k]) if torch.is_tensor(eps) else eps
         g = seeded_generator(seed, sid, salt)  # per sample: rows never depend on the batch
         if norm == "Linf":
-            d = (torch.rand(shape, generator=g) * 2 - 1) * eps
+            d = (torch.rand(shape, generator=g) * 2 - 1) * eps_k
         else:
             d = torch.randn(shape, generator=g)
-            d = d / d.norm().clamp_min(1e-12) * (torch.rand((), generator=g) * eps)
+            d = d / d.norm().clamp_min(1e-12) * (torch.rand((), generator=g) * eps_k)
         deltas.append(d)
     return torch.stack(deltas).to(x.device, x.dtype)
 
 
-def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+def per_sample(v, like: torch.Tensor):
+    """A float as it is; a per-sample tensor [B] shaped to broadcast over `like`'s sample dimensions."""
+    return v.view(-1, *([1] * (like.dim() - 1))).to(like) if torch.is_tensor(v) else v
+
+
+def _take(v, idx):
+    return v[idx] if torch.is_tensor(v) else v
+
+
+def project(delta: torch.Tensor, eps, norm: str) -> torch.Tensor:
+    """Onto the eps ball; eps a float or a tensor [B] of per-sample budgets."""
     if norm == "Linf":
+        if torch.is_tensor(eps):
+            e = per_sample(eps, delta)
+            return torch.maximum(torch.minimum(delta, e), -e)
         return delta.clamp(-eps, eps)
     norms = delta.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
-    factor = torch.clamp(eps / norms, max=1.0)
+    factor = torch.clamp(per_sample(eps, norms) / norms, max=1.0)
     return delta * factor.view(-1, *([1] * (delta.dim() - 1)))
 
 
@@ -110,6 +125,7 @@ def _attack_until_broken(model, xs, ys, x_adv, *, eps, norm, steps, step_size, l
     kept_logits = None
     active = torch.arange(n, device=xs.device)
     cur = x_adv
+    eps_all, step_all = eps, step_size  # floats, or per-sample tensors [n] (narrowed with `active`)
     for _ in range(steps):
         if not len(active):
             break
@@ -127,6 +143,7 @@ def _attack_until_broken(model, xs, ys, x_adv, *, eps, norm, steps, step_size, l
                 still = ~wrong
                 active, cur, grad = active[still], cur[still], grad[still]
             base = xs[active]
+            eps, step_size = _take(eps_all, active), per_sample(_take(step_all, active), cur)
             cur = (base + project(cur + step_size * step_direction(grad, norm) - base, eps, norm)).clamp(low, high)
     if len(active):
         with torch.no_grad():
@@ -138,11 +155,12 @@ def _attack_until_broken(model, xs, ys, x_adv, *, eps, norm, steps, step_size, l
     return kept, kept_logits, found
 
 
-def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps: int, step_size: float,
+def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps, norm: str, steps: int, step_size,
         low: float, high: float, ids: list[str], seed: int, salt: str, restarts: int = 1,
         random_init: bool = True, return_logits: bool = False, loss: str = "ce", eot_iter: int = 1):
     """Return (x_adv, broken[, logits]): broken[i] says an iterate misclassified sample i; logits are the model's
-    at x_adv (kept from the step that found it), so callers need no extra forward. `loss` names one of LOSSES."""
+    at x_adv (kept from the step that found it), so callers need no extra forward. `loss` names one of LOSSES.
+    eps and step_size: floats, or tensors [B] of per-sample values (the dB threats' per-clip budgets)."""
     best = x.clone()
     broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     best_logits = None
@@ -152,9 +170,10 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, steps
             break
         xs, ys = x[todo], y[todo]
         sub_ids = [i for i, t in zip(ids, todo.tolist(), strict=True) if t]
-        delta = random_start(xs, eps, norm, sub_ids, seed, f"{salt}|r{r}") if random_init else torch.zeros_like(xs)
-        kept, kept_logits, found = _attack_until_broken(model, xs, ys, (xs + delta).clamp(low, high), eps=eps,
-                                                        norm=norm, steps=steps, step_size=step_size, low=low,
+        eps_r, step_r = _take(eps, todo), _take(step_size, todo)
+        delta = random_start(xs, eps_r, norm, sub_ids, seed, f"{salt}|r{r}") if random_init else torch.zeros_like(xs)
+        kept, kept_logits, found = _attack_until_broken(model, xs, ys, (xs + delta).clamp(low, high), eps=eps_r,
+                                                        norm=norm, steps=steps, step_size=step_r, low=low,
                                                         high=high, loss=loss, eot_iter=eot_iter)
         idx = todo.nonzero().squeeze(1)
         best[idx] = kept
@@ -185,6 +204,21 @@ class PGD(Attack):
         return {**super().cell_config(cell, num_classes), "effective_step_size": self.step_size(cell.eps)}
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
+        return self.run_with_budget(model, x, y, cell, ctx, cell.eps, self.step_size(cell.eps))
+
+    def run_with_budget(self, model, x, y, cell: Cell, ctx: AttackContext, eps, step_size,
+                        name: str = "pgd") -> BatchResult:
+        """PGD on the batch within `eps` (a float, or a tensor [B] of per-sample budgets in input units)."""
+        x_final, todo, broken, logits = self.craft(model, x, y, cell, ctx, eps, step_size)
+        return BatchResult(
+            pred=logits.argmax(1).cpu(), margin=margins(logits, y).cpu(), attacked=todo.cpu(),
+            perturbation_norm=per_sample_norm(x_final - x, cell.norm).cpu(),
+            broken_by=[name if b else "" for b in broken.tolist()], valid=finite_rows(logits).cpu(),
+            budget=eps.detach().double().cpu() if torch.is_tensor(eps) else None)
+
+    def craft(self, model, x, y, cell: Cell, ctx: AttackContext, eps, step_size):
+        """(x_final, attacked, broken, logits at x_final) of PGD on `model`; the samples attacked are those
+        `ctx.clean_logits` classify correctly (only_correct), the others keep x and the clean logits."""
         self.spec.check_classes(ctx.num_classes)
         clean = ctx.clean_logits
         todo = clean.argmax(1) == y if self.spec.only_correct else torch.ones_like(y, dtype=torch.bool)
@@ -192,20 +226,17 @@ class PGD(Attack):
         x_final = x.clone()
         broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         logits = clean.clone()
-        if todo.any() and cell.eps > 0:
+        if todo.any() and (eps > 0 if not torch.is_tensor(eps) else bool((eps[todo] > 0).any())):
             ids = [i for i, t in zip(ctx.sample_ids, todo.tolist(), strict=True) if t]
-            adv, hit, adv_logits = pgd(model, x[todo], y[todo], eps=cell.eps, norm=cell.norm, steps=self.spec.steps,
-                                       step_size=self.step_size(cell.eps), low=ctx.low, high=ctx.high, ids=ids,
-                                       seed=self.spec.seed + ctx.seed, salt=cell.key, restarts=self.spec.restarts,
-                                       random_init=self.spec.random_start, return_logits=True,
-                                       loss=self.spec.loss, eot_iter=self.spec.eot_iter)
+            adv, hit, adv_logits = pgd(model, x[todo], y[todo], eps=_take(eps, todo), norm=cell.norm,
+                                       steps=self.spec.steps, step_size=_take(step_size, todo), low=ctx.low,
+                                       high=ctx.high, ids=ids, seed=self.spec.seed + ctx.seed, salt=cell.key,
+                                       restarts=self.spec.restarts, random_init=self.spec.random_start,
+                                       return_logits=True, loss=self.spec.loss, eot_iter=self.spec.eot_iter)
             x_final[todo] = adv
             broken[todo] = hit
             logits[todo] = adv_logits
-        return BatchResult(
-            pred=logits.argmax(1).cpu(), margin=margins(logits, y).cpu(), attacked=todo.cpu(),
-            perturbation_norm=per_sample_norm(x_final - x, cell.norm).cpu(),
-            broken_by=["pgd" if b else "" for b in broken.tolist()], valid=finite_rows(logits).cpu())
+        return x_final, todo, broken, logits
 
 
 def pgd_maximise(loss_fn, x: torch.Tensor, *, eps: float, steps: int, step_size: float, low: float, high: float,

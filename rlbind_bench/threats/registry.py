@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 ATTACKS: dict[str, type[Attack]] = {"clean": Clean}
 # Attack modules import torchattacks/pyautoattack/scikit-image (slow): imported on first use.
 ATTACK_MODULES = ("rlbind_bench.threats.pgd", "rlbind_bench.threats.autoattack",
-                  "rlbind_bench.threats.corruption_threat",
-                  "rlbind_bench.threats.embedding", "rlbind_bench.threats.crossmodal")
+                  "rlbind_bench.threats.corruption_threat", "rlbind_bench.threats.perceptual",
+                  "rlbind_bench.threats.transfer", "rlbind_bench.threats.embedding", "rlbind_bench.threats.crossmodal")
 
 
 def register_attack(name: str):
@@ -59,6 +59,13 @@ def check_eps_budget(cell: Cell, space: InputSpace, where: str) -> None:
         raise ConfigError(f"{where}: L2 eps {cell.eps:g} is at least the diameter ({diameter:.4g}) of the "
                           f"{space.modality} input box; did you mean {cell.eps:g}/255? "
                           "(--allow-large-eps runs it anyway)")
+
+
+def is_white_box(attack: str) -> bool:
+    """Whether the white-box sanity checks apply to rows of `attack` (Attack.white_box; True for an attack
+    this installation does not know, as schema-1 rows' "")."""
+    import_attacks()
+    return ATTACKS[attack].white_box if attack in ATTACKS else True
 
 
 def attack_class(name: str, where: str = "threat") -> type[Attack]:

@@ -89,10 +89,14 @@ class AdversarialSpec(ThreatSpec):
         if self.norm not in NORMS:
             raise ConfigError(f"threat {self.name}: norm must be Linf or L2, got {self.norm!r}")
         for e in self.eps:
-            if not math.isfinite(e) or e < 0:
-                raise ConfigError(f"threat {self.name}: eps must be a non-negative number, got {e:g}")
+            self.check_eps(e)
         if self.steps < 0:
             raise ConfigError(f"threat {self.name}: steps must be >= 0")
+
+    def check_eps(self, e: float) -> None:
+        """An eps in input-space units: a non-negative number (specs of other units override this)."""
+        if not math.isfinite(e) or e < 0:
+            raise ConfigError(f"threat {self.name}: eps must be a non-negative number, got {e:g}")
 
     def summary(self) -> str:
         return f"{self.attack} {self.norm} eps={[round(e, 6) for e in self.eps]} steps={self.steps}"
