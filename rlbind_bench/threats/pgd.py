@@ -209,15 +209,21 @@ class PGD(Attack):
 
 
 def pgd_maximise(loss_fn, x: torch.Tensor, *, eps: float, steps: int, step_size: float, low: float, high: float,
-                 random_init: bool, g: torch.Generator, norm: str = "Linf") -> torch.Tensor:
+                 random_init: bool, g: torch.Generator | None, norm: str = "Linf",
+                 start: torch.Tensor | None = None) -> torch.Tensor:
     """PGD in the `norm` ball (Linf or L2) that maximises the scalar `loss_fn(x_adv)` (a training objective's
     inner loss); eps and step_size in input-space units.
 
     Unlike `pgd` it needs no labels and runs every step (the outer loss is taken at the last iterate, so
     there is nothing to stop early for), and the random start is one draw for the whole batch from `g`: the
-    trainer seeds it per step, so a resumed run draws the same starts as an uninterrupted one.
+    trainer seeds it per step, so a resumed run draws the same starts as an uninterrupted one. `start` (a
+    delta in the ball, e.g. from `random_start`'s per-sample draws) replaces that draw, for callers whose rows
+    must not depend on the batch a sample is in (retrieval attacks).
     """
-    delta = _batch_start(x, eps, norm, g) if random_init else torch.zeros_like(x)
+    if start is not None:
+        delta = project(start.to(x), eps, norm)
+    else:
+        delta = _batch_start(x, eps, norm, g) if random_init else torch.zeros_like(x)
     x_adv = (x + delta).clamp(low, high).detach()
     for _ in range(steps):
         x_adv.requires_grad_(True)
