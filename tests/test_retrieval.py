@@ -332,6 +332,7 @@ def test_retrieve_command_end_to_end_and_leaderboard(checkpoints, coco_copy, clo
     assert (summary["max_perturbation"] <= 1 / 255 + 1e-6).all()
     run = json.loads((out / "run.json").read_text())
     assert run["items"]["my-pairs"] == {"text": 4, "image": 2, "audio": 2}
+    assert run["items"]["coco-karpathy-test"] == {"text": 4, "image": 2}  # only the kept images' captions
     assert any("query side is text" in n for n in run["notes"])
     assert run["provenance"]["packages"]["torch"]
     assert "R@1" in capsys.readouterr().out
