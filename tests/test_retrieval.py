@@ -185,6 +185,13 @@ def test_retrieval_entries_stay_out_of_the_classification_catalogue(tmp_path):
     demo = load_retrieval_sets(REPO / "datasets.yaml")["demo-digits-retrieval"]
     assert set(demo.members) == {"image", "audio", "video"}
     assert "same-class" in demo.description
+    import argparse
+
+    from rlbind_bench.cli.lists import LISTERS
+
+    listed = dict(LISTERS["datasets"](argparse.Namespace(datasets_file=REPO / "datasets.yaml")))
+    assert listed["clotho-evaluation"].startswith("retrieval (text, audio)")
+    assert "get it: https://zenodo.org/records/4783391" in listed["clotho-evaluation"]
     bad = tmp_path / "d.yaml"
     bad.write_text("datasets:\n  x: {task: ranking, modality: image, path: x}\n")
     with pytest.raises(ConfigError, match="unknown task 'ranking'"):
