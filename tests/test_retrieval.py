@@ -364,3 +364,21 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     assert code == 2, err
     assert message in err, err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_unreadable_files_are_skipped_and_listed(digits, tmp_path):
+    from rlbind_bench.retrieval.run import RetrievalConfig, RetrievalRequest, run_retrieval
+
+    root = tmp_path / "imgs"
+    for cls in ("one", "two"):
+        (root / cls).mkdir(parents=True)
+        shutil.copy(next((digits["root"] / cls).glob("*.png")), root / cls / "ok.png")
+    (root / "two" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    catalogue = tmp_path / "datasets.yaml"
+    catalogue.write_text(f"datasets:\n  d:\n    modality: image\n    path: {root}\n  r:\n    task: retrieval\n"
+                         '    layout: classes\n    members: {image: d}\n    templates: ["the digit {}."]\n')
+    out = run_retrieval(RetrievalRequest(RetrievalConfig(model="m", datasets=["r"], pairs=["text:image"]),
+                                         tmp_path / "out", datasets_file=catalogue, encoder=digits["enc"]))
+    assert out.run["items"]["r"] == {"text": 2, "image": 2}
+    assert [line.split(":")[0] for line in out.run["skipped_files"]["r"]] == ["two/broken.png"]
+    assert (out.rows["n_gallery"] == 2).all()

@@ -26,7 +26,7 @@ from rlbind_bench.paths import default_data_root
 from rlbind_bench.results.provenance import device_name, iso_time, provenance
 from rlbind_bench.results.store import check_writable, write_table_atomic
 from rlbind_bench.retrieval.attack import SIDES, RetrievalAttack, perturb
-from rlbind_bench.retrieval.embed import Side, embed_attacked, embed_clean, readable
+from rlbind_bench.retrieval.embed import Side, embed_attacked, embed_clean
 from rlbind_bench.retrieval.layouts import RetrievalIndex, Where, index_retrieval
 from rlbind_bench.retrieval.metrics import rank_queries, summarise_ranks
 from rlbind_bench.retrieval.spec import TEXT, RetrievalSpec, resolve_sets
@@ -171,11 +171,11 @@ def run_retrieval(req: RetrievalRequest) -> RetrievalOutcome:
             continue
         index = index_retrieval(spec, data_root, where, cfg.n_items)
         used = sorted({m for pair in plan[spec.name] for m in pair})
-        sides = _sides(encoder, index, used, skipped)
+        sides = _sides(encoder, index, used, skipped, cfg.batch_size, device)
         counts[spec.name] = {m: len(s.items) for m, s in sides.items()}
-        clean = {m: embed_clean(encoder, s, cfg.batch_size, device) for m, s in sides.items()}
         for q, g in plan[spec.name]:
-            grid = PairGrid(spec, q, g, sides[q], sides[g], clean[q], clean[g], cfg, run_id, fingerprint)
+            grid = PairGrid(spec, q, g, sides[q], sides[g], sides[q].embeddings, sides[g].embeddings, cfg, run_id,
+                            fingerprint)
             notes += grid.evaluate(encoder, attack_eps, device, rows, summary)
     rows_df = pd.DataFrame(rows, columns=ROW_COLUMNS)
     summary_df = pd.DataFrame(summary, columns=SUMMARY_COLUMNS)
@@ -199,17 +199,19 @@ def run_retrieval(req: RetrievalRequest) -> RetrievalOutcome:
     return RetrievalOutcome(out, rows_df, summary_df, run)
 
 
-def _sides(encoder, index: RetrievalIndex, used: list[str], skipped: dict) -> dict[str, Side]:
+def _sides(encoder, index: RetrievalIndex, used: list[str], skipped: dict, batch_size: int, device) -> dict[str, Side]:
+    """The clean side of each used modality, embedded; unreadable files are skipped and listed in `skipped`."""
     sides = {}
     for m in used:
         hints = index.hints.get(m, {})
-        items, bad = readable(encoder, m, index.items[m], hints)
+        space = None if m == TEXT else encoder.input_space(m, **hints)
+        side = Side(m, list(index.items[m]), space, hints)
+        bad = embed_clean(encoder, side, batch_size, device)
         if bad:
             skipped.setdefault(index.spec.name, []).extend(bad)
-        if not items:
+        if not side.items:
             raise UserError(f"retrieval set {index.spec.name}: no readable {m} item")
-        space = None if m == TEXT else encoder.input_space(m, **hints)
-        sides[m] = Side(m, items, space, hints)
+        sides[m] = side
     return sides
 
 
