@@ -22,6 +22,7 @@ class Side:
     items: list[Item]
     space: InputSpace | None  # None for text
     hints: dict
+    embeddings: torch.Tensor | None = None  # [N, D] clean, normalised (embed_clean)
 
     @property
     def ids(self) -> list[str]:
@@ -38,38 +39,38 @@ def load_inputs(encoder, side: Side, items: list[Item]) -> torch.Tensor:
     return torch.stack([handler.load(i.path, cfg, **side.hints) for i in items])
 
 
-def readable(encoder, modality: str, items: list[Item], hints: dict) -> tuple[list[Item], list[str]]:
-    """(the items that decode, one line per item that does not): unreadable files are skipped and listed."""
-    if modality == TEXT:
-        return items, []
-    cfg, handler = encoder.preprocess_config(modality), get_handler(modality)
-    kept, bad = [], []
-    for item in items:
-        try:
-            handler.load(item.path, cfg, **hints)
-            kept.append(item)
-        except UnreadableSample as exc:
-            bad.append(f"{item.item_id}: {exc}")
-    return kept, bad
-
-
 def batches(n: int, size: int) -> Iterator[range]:
     for lo in range(0, n, size):
         yield range(lo, min(n, lo + size))
 
 
 @torch.no_grad()
-def embed_clean(encoder, side: Side, batch_size: int, device: torch.device) -> torch.Tensor:
-    """[N, D] normalised float32 embeddings on the CPU."""
-    out = []
+def embed_clean(encoder, side: Side, batch_size: int, device: torch.device) -> list[str]:
+    """Set `side.embeddings` ([N, D] normalised float32 on the CPU) and drop the items that do not decode from
+    `side.items`; return one line per dropped item (they are skipped and listed, as `run` does)."""
+    out, kept, bad = [], [], []
+    cfg = None if side.modality == TEXT else encoder.preprocess_config(side.modality)
     for idx in batches(len(side.items), batch_size):
         chunk = [side.items[i] for i in idx]
         if side.modality == TEXT:
             z = encoder.encode_text([i.text for i in chunk])
         else:
-            z = encoder.encode(side.modality, load_inputs(encoder, side, chunk).to(device))
+            xs = []
+            for item in chunk:
+                try:
+                    xs.append(get_handler(side.modality).load(item.path, cfg, **side.hints))
+                except UnreadableSample as exc:
+                    bad.append(f"{item.item_id}: {exc}")
+                    continue
+                kept.append(item)
+            if not xs:
+                continue
+            z = encoder.encode(side.modality, torch.stack(xs).to(device))
         out.append(F.normalize(z.float(), dim=-1).cpu())
-    return torch.cat(out)
+    if side.modality != TEXT:
+        side.items = kept
+    side.embeddings = torch.cat(out) if out else torch.empty(0)
+    return bad
 
 
 def embed_attacked(encoder, side: Side, batch_size: int, device: torch.device, norm: str,
