@@ -382,3 +382,10 @@ def test_unreadable_files_are_skipped_and_listed(digits, tmp_path):
     assert out.run["items"]["r"] == {"text": 2, "image": 2}
     assert [line.split(":")[0] for line in out.run["skipped_files"]["r"]] == ["two/broken.png"]
     assert (out.rows["n_gallery"] == 2).all()
+
+
+def test_retrieve_refuses_a_classification_results_folder(tmp_path, capsys):
+    (tmp_path / "summary.parquet").write_bytes(b"")  # what `run` leaves; its run.json must not be overwritten
+    code = main(["retrieve", "--model", "demo/backbone", "--datasets", "demo-digits-retrieval", "--out", str(tmp_path)])
+    assert code == 2
+    assert "holds classification results" in capsys.readouterr().err
