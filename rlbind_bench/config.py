@@ -134,24 +134,41 @@ DEFAULT_TEMPLATES = {"image": "openai_imagenet", "thermal": "thermal", "depth": 
                      "audio": "audio"}
 
 
-def load_datasets(path: Path | None = None) -> dict[str, DatasetSpec]:
-    """The dataset catalogue: `path` (--datasets-file), $RLBIND_DATASETS_FILE, the checkout's or the wheel's."""
+# `task:` of a datasets.yaml entry: classification entries are DatasetSpecs (the default); retrieval entries are
+# read by rlbind_bench/retrieval/spec.py (caption sets and the demo's cross-modal set).
+TASKS = ("classification", "retrieval")
+
+
+def read_catalogue(path: Path | None = None, task: str = "classification") -> tuple[Path, dict[str, Any]]:
+    """(the file, name -> raw entry with `name` set) for the entries of one `task` in the dataset catalogue:
+    `path` (--datasets-file), $RLBIND_DATASETS_FILE, the checkout's or the wheel's."""
     path = bundled_path("datasets.yaml", path)
     data = read_yaml(path)
     if data is None:
-        return {}
+        return path, {}
     if not isinstance(data, dict) or not isinstance(data.get("datasets", {}), dict):
         raise ConfigError(f"{path}: expected a top-level 'datasets:' mapping of name -> spec")
     unknown = sorted(set(data) - {"datasets"})
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(unknown)}")
-    specs = {}
+    entries = {}
     for name, body in (data.get("datasets") or {}).items():
         body = dict(body or {}) if isinstance(body, dict) else body
         if isinstance(body, dict):
             body.setdefault("name", name)
-        specs[name] = build_dataclass(DatasetSpec, body, f"{path}: dataset {name}")
-    return specs
+            kind = body.pop("task", "classification")
+            if kind not in TASKS:
+                raise ConfigError(f"{path}: dataset {name}: unknown task {kind!r} (known: {', '.join(TASKS)})")
+            if kind != task:
+                continue
+        entries[name] = body
+    return path, entries
+
+
+def load_datasets(path: Path | None = None) -> dict[str, DatasetSpec]:
+    """The classification datasets of the catalogue (see `read_catalogue`)."""
+    path, entries = read_catalogue(path)
+    return {name: build_dataclass(DatasetSpec, body, f"{path}: dataset {name}") for name, body in entries.items()}
 
 
 def adhoc_dataset(modality: str, path: str, templates: list[str] | None = None) -> DatasetSpec:

@@ -138,3 +138,60 @@ def test_demo_zoo_ships_in_the_wheel(wheel_env):
     from rlbind_bench.encoders.registry import load_encoder
 
     assert fingerprint == load_encoder("demo/fare").fingerprint()
+
+
+def _clean_preds(run: Path) -> dict[str, int]:
+    rows = pd.read_parquet(run / "samples.parquet")
+    rows = rows[rows["threat"] == "clean"]
+    return dict(zip(rows["sample_id"], rows["clean_pred"].astype(int), strict=True))
+
+
+def test_open_clip_and_imagebind_checkpoints_from_the_wheel(wheel_env, photo_dir, tmp_path):
+    """The Done-when of the package issue: from the installed wheel, in an empty folder, an open_clip checkpoint
+    and an ImageBind-format checkpoint on a folder of real photos give each library's own zero-shot
+    predictions, sample by sample (references: open_clip's transform + build_zero_shot_classifier; ImageBind's
+    load_and_transform_vision_data + its model)."""
+    import open_clip
+    import torch
+    import torch.nn.functional as F
+    from safetensors.torch import save_file
+    from test_imagebind_backend import TINY as IMAGEBIND_TINY
+    from test_imagebind_backend import _package_text
+    from test_open_clip_backend import TINY as OPEN_CLIP_TINY
+    from torchvision.datasets import ImageFolder
+
+    from rlbind_bench import _compat
+
+    classes = sorted(p.name for p in photo_dir.iterdir())
+    ids = lambda data: [Path(p).relative_to(photo_dir).as_posix() for p, _ in data.samples]  # noqa: E731
+
+    config = tmp_path / "rlbind-wheel-tiny.json"
+    config.write_text(json.dumps(OPEN_CLIP_TINY))
+    open_clip.add_model_config(config)
+    torch.manual_seed(1234)
+    model = open_clip.create_model("rlbind-wheel-tiny").eval()
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp_path / "oc.safetensors")
+    _, _, preprocess = open_clip.create_model_and_transforms("rlbind-wheel-tiny",
+                                                             pretrained=str(tmp_path / "oc.safetensors"))
+    data = ImageFolder(str(photo_dir), transform=preprocess)
+    with torch.no_grad():
+        weights = open_clip.build_zero_shot_classifier(model, open_clip.get_tokenizer("rlbind-wheel-tiny"), classes,
+                                                       ["a photo of a {}."])
+        images = torch.stack([data[i][0] for i in range(len(data))])
+        expected = (F.normalize(model.encode_image(images), dim=-1) @ weights).argmax(1).tolist()
+    _cli(wheel_env, "run", "--model", f"open_clip:{config}@{tmp_path / 'oc.safetensors'}", "--dataset-dir",
+         f"image={photo_dir}", "--templates", "a photo of a {}.", "--out", tmp_path / "oc-run", "--no-progress")
+    assert _clean_preds(tmp_path / "oc-run") == dict(zip(ids(data), expected, strict=True))
+
+    ib = _compat.import_imagebind()
+    torch.manual_seed(0)
+    ib_model = ib.models.imagebind_model.ImageBindModel(**IMAGEBIND_TINY).eval()
+    torch.save(ib_model.state_dict(), tmp_path / "tiny.pth")
+    (tmp_path / "tiny.json").write_text(json.dumps({"model": IMAGEBIND_TINY}))
+    files = [photo_dir / i for i in ids(data)]
+    with torch.no_grad():
+        vision = ib_model({"vision": ib.data.load_and_transform_vision_data([str(f) for f in files], "cpu")})["vision"]
+        expected = (vision @ _package_text(ib, ib_model, classes).T).argmax(1).tolist()
+    _cli(wheel_env, "run", "--model", f"imagebind:{tmp_path / 'tiny.pth'}", "--dataset-dir", f"image={photo_dir}",
+         "--templates", "{}", "--out", tmp_path / "ib-run", "--no-progress")
+    assert _clean_preds(tmp_path / "ib-run") == dict(zip(ids(data), expected, strict=True))

@@ -32,12 +32,14 @@ from rlbind_bench.cli.data import add_checkpoint, add_data
 from rlbind_bench.cli.leaderboard import add_check, add_leaderboard
 from rlbind_bench.cli.lists import add_list
 from rlbind_bench.cli.logs import LEVEL_ENV, cli_logging, level_from
+from rlbind_bench.cli.retrieve import add_retrieve
 from rlbind_bench.cli.run import add_run
 from rlbind_bench.cli.train import add_train
 from rlbind_bench.errors import UserError
 
 DESCRIPTION = "rlbind-bench command line: parse, call the library, render. No logic of its own."
-COMMANDS = [add_run, add_list, add_data, add_checkpoint, add_train, add_leaderboard, add_check, add_cache]
+COMMANDS = [add_run, add_retrieve, add_list, add_data, add_checkpoint, add_train, add_leaderboard, add_check,
+            add_cache]
 DEBUG_ENV = "RLBIND_DEBUG"
 EPILOG = ("exit codes: 0 success, 1 `check` found a regression, 2 user mistake, 3 internal error, "
           f"130 interrupted, 141 stdout closed. Logging: -v/-q or ${LEVEL_ENV}.")

@@ -31,7 +31,13 @@ def cmd_leaderboard(args) -> int:
 
     from rlbind_bench.leaderboard.build import write_leaderboard
     from rlbind_bench.leaderboard.merge import load_and_merge
+    from rlbind_bench.leaderboard.retrieval import split_folders, write_retrieval
 
+    args.results, retrieval = split_folders(args.results)
+    if retrieval:  # `retrieve` folders: their own page, retrieval.md
+        console().print(f"retrieval: {escape(str(write_retrieval(retrieval, args.out)))}")
+    if not args.results:
+        return EXIT_OK
     merged = load_and_merge(args.results, allow_conflicts=args.allow_conflicts)
     written = write_leaderboard(merged, args.out, reference=args.reference)
     term = console()

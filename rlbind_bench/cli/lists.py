@@ -19,7 +19,18 @@ def _list_models(args):
 
 
 def _list_datasets(args):
-    return [(s.name, _dataset_line(s)) for s in load_datasets(args.datasets_file).values()]
+    from rlbind_bench.retrieval.spec import load_retrieval_sets
+
+    return ([(s.name, _dataset_line(s)) for s in load_datasets(args.datasets_file).values()]
+            + [(s.name, _retrieval_line(s)) for s in load_retrieval_sets(args.datasets_file).values()])
+
+
+def _retrieval_line(s) -> str:
+    """A `task: retrieval` set (rlbind-bench retrieve)."""
+    where = f"members {', '.join(s.members.values())}" if s.members else f"path {s.path}"
+    parts = [f"retrieval ({', '.join(s.modalities())}): {s.description}", f"layout {s.layout}", where,
+             f"licence: {s.licence}"]
+    return "; ".join(parts + ([f"get it: {s.url}"] if s.url else []))
 
 
 def _dataset_line(s) -> str:

@@ -167,7 +167,7 @@ def _adversarial_table(grp: pd.DataFrame, models: list[str], aggs: dict, referen
         clean = clean_rows[clean_rows["model"] == m]
         row.append(Cell("int", int(clean["n"].iloc[0]) if len(clean) else None))
         rows.append(row)
-    sources = sorted(set(adv["source_model"]) - {""}) if "source_model" in adv.columns else []
+    sources = sorted(set(adv["source_model"].fillna("").astype(str)) - {""}) if "source_model" in adv.columns else []
     if sources:  # transfer columns are labelled "<threat> from <source>" by the rows themselves
         notes.append(f"Transfer from {', '.join(sources)}: inputs crafted on the source model and evaluated on "
                      "each model (black-box); an upper bound on robustness, never used for the rank.")

@@ -249,10 +249,10 @@ def pgd_maximise(loss_fn, x: torch.Tensor, *, eps: float, steps: int, step_size:
     there is nothing to stop early for), and the random start is one draw for the whole batch from `g`: the
     trainer seeds it per step, so a resumed run draws the same starts as an uninterrupted one. `start`, a
     delta the caller drew (the evaluation threats draw it per sample with `random_start`, so that rows do not
-    depend on the batch), replaces that draw.
+    depend on the batch; the retrieval attacks likewise), replaces that draw (projected into the ball).
     """
     if start is not None:
-        delta = start
+        delta = project(start.to(x), eps, norm)
     else:
         delta = _batch_start(x, eps, norm, g) if random_init else torch.zeros_like(x)
     x_adv = (x + delta).clamp(low, high).detach()
