@@ -29,7 +29,7 @@ from rlbind_bench.batching import (
 )
 from rlbind_bench.caches import size_cap
 from rlbind_bench.config import DatasetSpec, RunConfig, RunRequest, resolve_datasets
-from rlbind_bench.data.readers import InputSpaceDataset, index_dataset
+from rlbind_bench.data.readers import InputSpaceDataset, index_dataset, index_named
 from rlbind_bench.distributed import barrier, distributed_context, part_writers
 from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.errors import ConfigError, UserError
@@ -155,6 +155,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                                                           size_cap(req.cache_max_size)))
     # Models other than the evaluated one (transfer sources), loaded once per run, with their fingerprints.
     other_models = functools.cache(lambda name: (lambda e: (e, e.fingerprint()))(_frozen(load_encoder(name), device)))
+    named_index = functools.cache(functools.partial(index_named, data_root=data_root, datasets_file=req.datasets_file,
+                                                    dataset_paths=req.dataset_paths))  # cross-modal target sets
     parts_dir = out / "parts"
     cell_catalogue: list[dict] = []
     class_names: dict[str, list[str]] = {}  # dataset -> the text each class put in the templates
@@ -173,7 +175,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                 classifier = torch.compile(classifier)
             attacks = [build_attack(t) for t in threat_specs if spec.modality in t.modalities]
             for a in attacks:
-                a.prepare(AttackSetup(spec.modality, space, hints, device, other_models, classifier_for))
+                a.prepare(AttackSetup(spec.modality, space, hints, device, other_models, classifier_for, encoder,
+                                      index.classnames, named_index))
             plan = [(a, c) for a in attacks for c in a.cells(spec.modality)]
             if not plan:
                 continue

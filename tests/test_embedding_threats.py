@@ -267,8 +267,6 @@ def test_targets_are_never_the_label_and_the_true_rank_is_the_attacked_points(to
 
 # --------------------------------------------------------------------------------------------- specs
 def test_settings_the_threats_cannot_honour_are_refused():
-    with pytest.raises(ConfigError, match="not implemented yet"):
-        spec_from_dict({"attack": "crossmodal-pgd", "name": "x", "target": "modality:audio", "eps": [0.1]}, "x")
     with pytest.raises(ConfigError, match="loss 'dlr' is not implemented"):
         spec_from_dict({"attack": "embedding-pgd", "name": "x", "loss": "dlr", "eps": [0.1]}, "x")
     with pytest.raises(ConfigError, match="unknown key"):
@@ -278,14 +276,17 @@ def test_settings_the_threats_cannot_honour_are_refused():
 # ------------------------------------------------------------------------------------ summary, schema
 def test_the_summary_reports_cosine_kept_thresholds_and_target_success():
     """Cosines 0.95, 0.9 (at the threshold: counted), 0.6, 0.2 and an invalid row (excluded); targets hit 2 of
-    3. Break seen caught: `>` instead of `>=` at the thresholds; invalid rows counted."""
+    3 by their target_hit flag (pred == target would say 1 of 3). Break seen caught: `>` instead of `>=` at the
+    thresholds; invalid rows counted; target_success computed as pred == target."""
     base = {"model": "m", "modality": "image", "dataset": "d", "attack": "x", "adversarial": True, "norm": "Linf",
             "eps": 0.1, "severity": 0, "config_hash": "h", "label": 0}
-    emb = pd.DataFrame([{**base, "threat": "emb", "embedding_cosine": c, "target": -1, "true_rank": 1,
+    emb = pd.DataFrame([{**base, "threat": "emb", "embedding_cosine": c, "target": -1, "true_rank": 1, "target_hit": False,
                          "pred": 0, "correct": True, "valid": v}
                         for c, v in ((0.95, True), (0.9, True), (0.6, True), (0.2, True), (0.99, False))])
+    # The flag decides, not pred == target (a modality target's success is not the text prediction's).
     xm = pd.DataFrame([{**base, "threat": "xm", "embedding_cosine": math.nan, "target": t, "true_rank": 2,
-                        "pred": p, "correct": False, "valid": True} for t, p in ((1, 1), (2, 2), (3, 1))])
+                        "target_hit": h, "pred": p, "correct": False, "valid": True}
+                       for t, p, h in ((1, 1, True), (2, 0, True), (3, 3, False))])
     summary = summarise(pd.concat([emb, xm], ignore_index=True))
     assert list(summary.columns) == SUMMARY_COLUMNS
     summary = summary.set_index("threat")
@@ -314,6 +315,8 @@ def test_a_schema_2_file_reads_with_the_embedding_columns_not_measured(tmp_path)
     assert math.isnan(read["embedding_cosine"].iloc[0])
     assert read["target"].iloc[0] == -1
     assert read["true_rank"].iloc[0] == -1
+    assert not read["target_hit"].iloc[0]
+    assert read["target_sample"].iloc[0] == ""
     summary = summarise(read)
     assert math.isnan(summary["mean_cosine"].iloc[0])
     assert math.isnan(summary["target_success"].iloc[0])
@@ -382,6 +385,8 @@ def test_a_run_records_the_embedding_columns_and_the_leaderboard_shows_them(tmp_
         assert summary.loc[("emb", eps), "mean_cosine"] == pytest.approx(cell["embedding_cosine"].mean())
         x = xm[xm["eps"] == eps]
         assert summary.loc[("xm", eps), "target_success"] == pytest.approx((x["pred"] == x["target"]).mean())
+        assert (x["target_hit"] == (x["pred"] == x["target"])).all()  # the text target's criterion
+        assert (x["target_sample"] == "").all()
     assert summary.loc[("emb", 0.2), "mean_cosine"] < summary.loc[("emb", 0.05), "mean_cosine"] < 1
     checks = json.loads((out.out / "run.json").read_text())["checks"]
     assert checks

@@ -178,7 +178,8 @@ def test_transfer_settings_are_refused_in_one_line(digits, checkpoints, tmp_path
 def test_schema_2_rows_read_with_no_source_and_their_eps_as_budget(tmp_path):
     """A schema-2 samples file written with pyarrow directly: the upgrade fills source_model "" and
     eps_input = eps (NaN for clean). Caught with the 2 -> 3 step removed (version refused)."""
-    old = [c for c in SAMPLE_COLUMNS if c not in ("source_model", "eps_input", "embedding_cosine", "target", "true_rank")]
+    old = [c for c in SAMPLE_COLUMNS if c not in ("source_model", "eps_input", "embedding_cosine", "target", "true_rank",
+                                                  "target_hit", "target_sample")]
     values = {"run_id": "r", "model": "m", "modality": "image", "dataset": "d", "label": 0, "attack": "pgd",
               "adversarial": True, "norm": "Linf", "severity": 0, "config_hash": "h", "clean_pred": 0, "pred": 0,
               "correct": True, "seed": 0, "attacked": True, "broken_by": "", "perturbation_norm": 0.0,

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from rlbind_bench.config import DatasetSpec
+from rlbind_bench.config import DatasetSpec, load_datasets, located_datasets, named_datasets
 from rlbind_bench.data.layouts import INDEXERS, Sample
 from rlbind_bench.errors import DatasetError
 from rlbind_bench.modalities import PreprocessConfig, UnreadableSample, get_handler
 from rlbind_bench.standards import Standard, all_subsets, get_standard, read_id_lines, recognise_standard
 
-__all__ = ["INDEXERS", "DatasetIndex", "InputSpaceDataset", "Sample", "index_dataset", "stable_order_key"]
+__all__ = ["INDEXERS", "DatasetIndex", "InputSpaceDataset", "Sample", "index_dataset", "index_named",
+           "stable_order_key"]
 
 
 @dataclass
@@ -81,6 +82,13 @@ def index_dataset(spec: DatasetSpec, data_root: Path, n_samples: int | None = No
     names = {**indexed.names, **(standard.class_names() if standard else {}), **(spec.class_prompts or {})}
     prompts = [names.get(c, c.replace("_", " ")) for c in classes]
     return DatasetIndex(spec, root, classes, prompts, samples)
+
+
+def index_named(name: str, data_root: Path, datasets_file: Path | None = None,
+                dataset_paths: dict[str, str] | None = None) -> DatasetIndex:
+    """The catalogue's dataset `name` (--datasets-file, --dataset-path applied), every sample, with its split."""
+    catalogue = located_datasets(load_datasets(datasets_file), dataset_paths or {})
+    return index_dataset(named_datasets(catalogue, [name])[0], data_root)
 
 
 class InputSpaceDataset(Dataset):

@@ -8,7 +8,8 @@ instead of reporting a regression or silently matching nothing). Files of older 
 History: 1, the first schema. 2, typed threat specs (the hashed threat settings changed), the attack kind as
 columns (`attack`, `adversarial`), the model by its weights' content in config_hash (not its path), and the
 summary's `balanced_accuracy`. 3, the embedding-space threats' columns (cosine kept, target, true rank; the
-summary's mean cosine, fractions above COSINE_THRESHOLDS and targeted success rate); and (transfer/dB block) the transfer threat's `source_model` (samples and
+summary's mean cosine, fractions above COSINE_THRESHOLDS and targeted success rate; each targeted row's
+success flag and, for targets from another modality's dataset, the target sample); and (transfer/dB block) the transfer threat's `source_model` (samples and
 summary) and the per-sample amplitude budget `eps_input` (samples), for the dB threats whose eps is not in
 input units.
 """
@@ -36,11 +37,15 @@ EMBEDDING_SAMPLE_FIELDS = [
     ("embedding_cosine", pa.float64()),  # cos(f(x_final), f(x)) of the raw embeddings (NaN: not measured)
     ("target", pa.int64()),  # the class a targeted attack aimed at (-1: untargeted)
     ("true_rank", pa.int64()),  # 1 + the classes scored above the label at the final input (-1: not measured)
+    # A targeted attack's success at the final input (False where untargeted): target text, the nearest class
+    # text is the target; target modality:M, the nearest target-set embedding is of the target class.
+    ("target_hit", pa.bool_()),
+    ("target_sample", pa.string()),  # modality targets: the target dataset's sample id aimed at ("" otherwise)
 ]
 EMBEDDING_SUMMARY_FIELDS = [
     ("mean_cosine", pa.float64()),  # mean embedding_cosine over valid rows (NaN: not measured)
     *((cosine_fraction_column(t), pa.float64()) for t in COSINE_THRESHOLDS),  # fraction with cosine >= t
-    ("target_success", pa.float64()),  # fraction of valid targeted rows predicted as their target
+    ("target_success", pa.float64()),  # fraction of valid targeted rows with target_hit
 ]
 EMBEDDING_SUMMARY_DEFAULTS = {name: math.nan for name, _ in EMBEDDING_SUMMARY_FIELDS}
 # --- end of the embedding-space threats' block ------------------------------------------------------------------
@@ -131,6 +136,8 @@ def _add_embedding_threat_columns(frame):
         frame["embedding_cosine"] = math.nan
         frame["target"] = -1
         frame["true_rank"] = -1
+        frame["target_hit"] = False
+        frame["target_sample"] = ""
     return frame
 
 

@@ -21,7 +21,8 @@ GROUP_KEYS = ["model", "modality", "dataset", "threat", "attack", "adversarial",
 
 def embedding_summary(valid: pd.DataFrame) -> dict:
     """Mean cosine kept and the fraction at or above each threshold (over valid rows that measured it), and the
-    fraction of targeted rows predicted as their target; NaN where the cell measured neither."""
+    fraction of targeted rows whose target was hit (`target_hit`: the success criterion of the row's target
+    kind); NaN where the cell measured neither."""
     out = dict(EMBEDDING_SUMMARY_DEFAULTS)
     if "embedding_cosine" in valid.columns:
         cos = valid["embedding_cosine"].dropna()
@@ -31,7 +32,7 @@ def embedding_summary(valid: pd.DataFrame) -> dict:
     if "target" in valid.columns:
         targeted = valid[valid["target"] >= 0]
         if len(targeted):
-            out["target_success"] = float((targeted["pred"] == targeted["target"]).mean())
+            out["target_success"] = float(targeted["target_hit"].astype(bool).mean())
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -48,12 +48,17 @@ class BatchResult:
     embedding_cosine: torch.Tensor | None = None  # float: cos(f(x_final), f(x)) of the raw embeddings
     target: torch.Tensor | None = None  # int64: the class a targeted attack aimed at
     true_rank: torch.Tensor | None = None  # int64: 1 + the classes scored above the label at the final input
+    target_hit: torch.Tensor | None = None  # bool: a targeted attack's success criterion held at the final input
+    target_sample: list[str] | None = None  # the target dataset's sample id aimed at (modality targets)
 
     def embedding_columns(self, j: int) -> dict:
-        """Row j's embedding-threat columns, with the schema's "not measured" values (NaN, -1) where unset."""
+        """Row j's embedding-threat columns, with the schema's "not measured" values (NaN, -1, False, "") where
+        unset."""
         return {"embedding_cosine": math.nan if self.embedding_cosine is None else float(self.embedding_cosine[j]),
                 "target": -1 if self.target is None else int(self.target[j]),
-                "true_rank": -1 if self.true_rank is None else int(self.true_rank[j])}
+                "true_rank": -1 if self.true_rank is None else int(self.true_rank[j]),
+                "target_hit": False if self.target_hit is None else bool(self.target_hit[j]),
+                "target_sample": "" if self.target_sample is None else self.target_sample[j]}
 
     # The per-sample budget in input-space units (the `eps_input` column) where it is not the cell's eps: the
     # dB threats' 10^(eps/20) * max|x| per clip. None: every sample's budget is the cell's eps.
@@ -96,6 +101,11 @@ class AttackSetup:
     device: torch.device
     load_model: Callable[[str], tuple[Any, str]]  # model spec -> (BoundEncoder on device, fingerprint); cached
     classifier_for: Callable[[Any], torch.nn.Module]  # BoundEncoder -> its zero-shot classifier for this dataset
+    encoder: Any = None  # the evaluated BoundEncoder, on device (its other towers embed cross-modal targets)
+    classnames: list[str] = field(default_factory=list)  # the dataset's class ids, label order
+    # A catalogue dataset's name -> its DatasetIndex under the run's data root (--datasets-file and
+    # --dataset-path applied; every sample, no --n-samples); unknown names raise UserError.
+    index_named: Callable[[str], Any] | None = None
 
 
 def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
