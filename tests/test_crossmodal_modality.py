@@ -172,8 +172,8 @@ def test_hits_and_true_ranks_match_the_target_set_recomputed_here(world, encoder
     """The target sample is one of the K selected images of the target class; the hit is "the nearest of the
     K x C image embeddings is of the target class" and the true rank is the label's rank by cosine to the class
     means, both recomputed from the towers at the point the model last embedded. Break seen caught: the rank
-    taken from the text logits; the hit as pred == target; the K largest id hashes kept; the prototypes from
-    unnormalised embeddings (ranks differ)."""
+    taken from the text logits; the hit as pred == target; the K largest id hashes kept; the loss aimed at the
+    class texts; the cosine negated."""
     attack = prepared(world, encoder)
     clf = classifier(encoder)
     x, y, ids = thermal_batch(world)
@@ -257,7 +257,9 @@ def test_classes_are_matched_by_name_not_index(world, encoder):
 
 def test_a_run_records_the_columns_and_the_summary_reads_the_flag(world, encoder, tmp_path):
     """Through run_evaluation: rows carry target, target_sample, target_hit; target_success is the mean flag;
-    config_hash covers target_dataset. Break seen caught: the runner not passing the encoder (RuntimeError)."""
+    config_hash covers target_dataset and the target samples kept. Break seen caught: the runner not passing the
+    encoder (RuntimeError); the target set left out of cell_config (same hash on other target data); matching by
+    index; target_success as pred == target."""
     root, catalogue = world
     attacks = tmp_path / "attacks"
     attacks.mkdir()
@@ -280,6 +282,15 @@ def test_a_run_records_the_columns_and_the_summary_reads_the_flag(world, encoder
     clean = rows[rows["threat"] == "clean"]
     assert (~clean["target_hit"]).all()
     assert (clean["target_sample"] == "").all()
+    # The same threat on other target data (one selected image gone): other target samples, another hash.
+    other = tmp_path / "image-less"
+    shutil.copytree(root / "image", other)
+    (other / xa["target_sample"].iloc[0]).unlink()
+    cfg = RunConfig(model="two-towers", datasets=["t-thermal"], threats=["xa"], batch_size=8)
+    again = run_evaluation(RunRequest(config=cfg, out=tmp_path / "again", data_root=root, datasets_file=catalogue,
+                                      attacks_dir=attacks, progress=False, encoder=encoder, corruption_cache=False,
+                                      dataset_paths={"t-image": str(other)}))
+    assert again.summary.set_index("threat").loc["xa", "config_hash"] != summary.loc["xa", "config_hash"]
 
 
 def one_line(exc_info) -> str:

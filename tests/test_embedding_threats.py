@@ -286,7 +286,7 @@ def test_the_summary_reports_cosine_kept_thresholds_and_target_success():
     # The flag decides, not pred == target (a modality target's success is not the text prediction's).
     xm = pd.DataFrame([{**base, "threat": "xm", "embedding_cosine": math.nan, "target": t, "true_rank": 2,
                         "target_hit": h, "pred": p, "correct": False, "valid": True}
-                       for t, p, h in ((1, 1, True), (2, 0, True), (3, 3, False))])
+                       for t, p, h in ((1, 1, True), (2, 0, True), (3, 0, False))])
     summary = summarise(pd.concat([emb, xm], ignore_index=True))
     assert list(summary.columns) == SUMMARY_COLUMNS
     summary = summary.set_index("threat")
