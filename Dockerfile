@@ -61,7 +61,10 @@ RUN --mount=type=bind,source=scripts/install-demo-sources.sh,target=/tmp/install
 # resolved at build time (--no-deps: the lock is a complete freeze, and imagecorruptions' metadata, a test
 # reference, would pull the GUI opencv-python beside the headless build).
 COPY requirements/lock.txt /opt/rlbind-bench/requirements/lock.txt
-RUN pip install --no-cache-dir --no-deps -r /opt/rlbind-bench/requirements/lock.txt
+# torchattacks 3.5.1's wheel also ships a robustbench/ folder (a commented-out copy) that overwrites robustbench's
+# own files when installed after it: robustbench is reinstalled last (its pin must equal the lock's: tested).
+RUN pip install --no-cache-dir --no-deps -r /opt/rlbind-bench/requirements/lock.txt \
+ && pip install --no-cache-dir --no-deps --force-reinstall robustbench==1.1.1
 
 # The package from its wheel, not editable: --no-deps, every dependency came from the lock. The threats, training
 # recipes, dataset catalogue and demo zoo it reads at run time are its package data (rlbind_bench/bundled.py).

@@ -24,6 +24,9 @@ fi
 # --no-deps: the lock is a complete freeze, and imagecorruptions' metadata would pull the GUI opencv-python
 # beside the headless build the lock pins
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -r "$LOCK"
+# torchattacks 3.5.1's wheel also ships a robustbench/ folder (a commented-out copy) that, installed after
+# robustbench in the lock's order, overwrites robustbench's own files; put robustbench's back.
+.venv/bin/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall "$(grep '^robustbench==' "$LOCK")"
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 rm -f .venv/.lock-*
 touch "$STAMP"
