@@ -45,7 +45,7 @@ from rlbind_bench.threats.base import (
 from rlbind_bench.threats.crossmodal_targets import TargetSet, build_target_set
 from rlbind_bench.threats.embedding import attack_embedding, embedder, final_point, step_size_for
 from rlbind_bench.threats.registry import register_attack
-from rlbind_bench.threats.spec import AdversarialSpec, parse_number
+from rlbind_bench.threats.spec import AdversarialSpec
 
 MODALITY_TARGET = "modality:"
 DEFAULT_PER_CLASS = 8
@@ -102,13 +102,6 @@ class CrossModalSpec(AdversarialSpec):
     def summary(self) -> str:
         dataset = f" from {self.target_dataset}" if self.target_dataset else ""
         return f"{super().summary()} target={self.target}{dataset} loss={self.loss}"
-
-    @classmethod
-    def coerce(cls, data: dict, where: str) -> dict:
-        data = super().coerce(data, where)
-        if data.get("step_size") is not None:
-            data["step_size"] = parse_number(data["step_size"], f"{where}: step_size")
-        return data
 
 
 def target_classes(y: torch.Tensor, ids: list[str], num_classes: int, seed: int) -> torch.Tensor:

@@ -34,7 +34,7 @@ from rlbind_bench.threats.base import (
 )
 from rlbind_bench.threats.pgd import default_step_size, pgd_maximise, random_start
 from rlbind_bench.threats.registry import register_attack
-from rlbind_bench.threats.spec import AdversarialSpec, parse_number
+from rlbind_bench.threats.spec import AdversarialSpec
 
 # Each loss summed over the batch (a sample's gradient is its own), from (embedding at x+δ, clean embedding).
 EMBEDDING_LOSSES = {
@@ -58,13 +58,6 @@ class EmbeddingPGDSpec(AdversarialSpec):
 
     def summary(self) -> str:
         return f"{super().summary()} loss={self.loss}"
-
-    @classmethod
-    def coerce(cls, data: dict, where: str) -> dict:
-        data = super().coerce(data, where)
-        if data.get("step_size") is not None:
-            data["step_size"] = parse_number(data["step_size"], f"{where}: step_size")
-        return data
 
 
 def embedder(model):

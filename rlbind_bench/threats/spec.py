@@ -106,6 +106,9 @@ class AdversarialSpec(ThreatSpec):
         data = super().coerce(data, where)
         if "eps" in data:
             data["eps"] = tuple(parse_number(v, f"{where}: eps") for v in _tuple(data["eps"]))
+        # the step-size fields of the PGD-style specs (a spec without one refuses the key by name later)
+        if data.get("step_size") is not None:
+            data["step_size"] = parse_number(data["step_size"], f"{where}: step_size")
         return data
 
 
@@ -144,13 +147,6 @@ class PGDSpec(AdversarialSpec):
         if num_classes < need:
             raise ConfigError(f"threat {self.name}: loss {self.loss} needs at least {need} classes, the dataset "
                               f"has {num_classes} (use loss: ce or margin)")
-
-    @classmethod
-    def coerce(cls, data: dict, where: str) -> dict:
-        data = super().coerce(data, where)
-        if data.get("step_size") is not None:
-            data["step_size"] = parse_number(data["step_size"], f"{where}: step_size")
-        return data
 
 
 # AutoAttack's sub-attacks, and the fewest classes each one's loss is defined for: DLR divides by
