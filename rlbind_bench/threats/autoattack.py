@@ -124,7 +124,9 @@ SUB_ATTACK_PASSES = {
     "apgd-t": lambda aa, c: (PassCount(forward=1) + _apgd(aa.apgd_targeted)) * aa.apgd_targeted.n_target_classes,
     # fab-t runs one restart per target (run_standard_evaluation sets it)
     "fab-t": lambda aa, c: PassCount(forward=aa.fab.n_iter + 3, backward=aa.fab.n_iter) * aa.fab.n_target_classes,
-    "fab": lambda aa, c: PassCount(forward=aa.fab.n_iter + 3, backward=aa.fab.n_iter * c) * aa.fab.n_restarts,
+    # fab: one forward with the input's graph per iteration, back-propagated once per class (retain_graph):
+    # counted as a forward+backward pass per class, an over-count by the forwards the graph saves
+    "fab": lambda aa, c: PassCount(forward=aa.fab.n_iter + 2, backward=aa.fab.n_iter * c) * aa.fab.n_restarts,
     "square": lambda aa, c: PassCount(forward=aa.square.n_queries + 2) * aa.square.n_restarts,
 }
 if set(SUB_ATTACK_PASSES) != set(SUB_ATTACKS):
@@ -135,8 +137,8 @@ def autoattack_passes(aa, num_classes: int) -> PassCount:
     """Passes per sample of the reference object `aa` (make_autoattack), at most: counted from pyautoattack's
     loops with the object's own settings (iterations, restarts, target counts, queries, EOT), every sub-attack
     on every sample. Per restart/target: APGD (n_iter + 1) * eot_iter forward+backward; FAB-T n_iter
-    forward+backward and n_iter + 3 forwards; FAB untargeted one backward per class each iteration (counted as
-    a forward+backward pass per class); Square n_queries + 2 forwards. Each sub-attack costs three forwards
+    forward+backward and n_iter + 3 forwards; FAB untargeted n_iter + 2 forwards and one backward per class
+    each iteration (counted as a forward+backward pass per class); Square n_queries + 2 forwards. Each sub-attack costs three forwards
     more: its `perturb`'s first prediction, the robust-flag update after it, and our broken_by wrapper."""
     total = PassCount(forward=_AA_FIXED_FORWARDS)
     for name in aa.attacks_to_run:
