@@ -55,7 +55,7 @@ from rlbind_bench.threats.corruptions.cache import (
     has_prefetched,
     open_cache,
 )
-from rlbind_bench.threats.registry import build_attack, check_eps_budget
+from rlbind_bench.threats.registry import build_plan, check_eps_budget
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
 SHARD_SIZE = 256
@@ -173,11 +173,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             classifier = classifier_for(encoder)
             if cfg.compile:
                 classifier = torch.compile(classifier)
-            attacks = [build_attack(t) for t in threat_specs if spec.modality in t.modalities]
-            for a in attacks:
-                a.prepare(AttackSetup(spec.modality, space, hints, device, other_models, classifier_for, encoder,
-                                      index.classnames, named_index))
-            plan = [(a, c) for a in attacks for c in a.cells(spec.modality)]
+            plan = build_plan(threat_specs, AttackSetup(spec.modality, space, hints, device, other_models,
+                                                        classifier_for, encoder, index.classnames, named_index))
             if not plan:
                 continue
             if not cfg.allow_large_eps:

@@ -7,10 +7,11 @@ import math
 from pathlib import Path
 
 from rlbind_bench.cli.console import EXIT_OK, console, csv, eps_list, key_value, size
+from rlbind_bench.cli.plan import show_plan
 from rlbind_bench.config import RunConfig
 from rlbind_bench.constants import LOGIT_SCALE
 from rlbind_bench.errors import UserError
-from rlbind_bench.files import slugify
+from rlbind_bench.files import slugify, write_json_atomic
 from rlbind_bench.paths import default_data_root
 
 DEMO_DATASETS = ["demo-digits-image", "demo-digits-audio", "demo-digits-thermal-sim", "demo-digits-video"]
@@ -66,6 +67,11 @@ def add_run(sub) -> None:
                    help="cap of the user cache, least recently used entries evicted first: e.g. 5G, 500M, 0 = no "
                         "cap (default: $RLBIND_CACHE_MAX_SIZE, else 5G; see `rlbind-bench cache info`)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--plan", action="store_true",
+                   help="print the cost plan (passes, FLOPs, time per cell; docs/benchmarks.md) instead of running; "
+                        "writes nothing under --out")
+    p.add_argument("--plan-json", type=Path, default=None, metavar="FILE",
+                   help="with --plan (implied): also write the plan as JSON to FILE")
     p.set_defaults(func=cmd_run)
 
 
@@ -99,6 +105,7 @@ def cmd_run(args) -> int:
         if not Path(path).expanduser().is_dir():
             raise UserError(f"--dataset-path {name}={path}: folder does not exist")
     base_out = args.out or Path("runs") / f"{slugify(model, fallback='model')}-{suite}"
+    plans: list[dict] = []
     for name in models:
         datasets = args.datasets
         if datasets is None and not dirs and not paths and name.startswith("demo/"):
@@ -111,17 +118,22 @@ def cmd_run(args) -> int:
                         workers=args.workers, precision=args.precision, compile=args.compile,
                         allow_large_eps=args.allow_large_eps, subset=args.subset, transfer_from=args.transfer_from)
         out = base_out / slugify(name, fallback="model") if len(models) > 1 else base_out
-        outcome = run_evaluation(RunRequest(config=cfg, out=out, data_root=args.data_root,
-                                            datasets_file=args.datasets_file, attacks_dir=args.attacks_dir,
-                                            dataset_dirs=dirs, dataset_paths=paths,
-                                            progress=not args.no_progress,
-                                            corruption_cache=not args.no_corruption_cache,
-                                            cache_max_size=args.cache_max_size))
+        req = RunRequest(config=cfg, out=out, data_root=args.data_root, datasets_file=args.datasets_file,
+                         attacks_dir=args.attacks_dir, dataset_dirs=dirs, dataset_paths=paths,
+                         progress=not args.no_progress, corruption_cache=not args.no_corruption_cache,
+                         cache_max_size=args.cache_max_size)
+        if args.plan or args.plan_json:
+            plans.append(show_plan(req))
+            continue
+        outcome = run_evaluation(req)
         render_summary(outcome.summary, title=name)
         skipped = sum(len(v) for v in outcome.run["skipped_files"].values())
         if skipped:
             console().print(f"[yellow]{skipped} unreadable file(s) skipped; listed in {out / 'run.json'}[/]")
         console().print(f"results: {out / 'samples.parquet'}, {out / 'summary.parquet'}, {out / 'run.json'}")
+    if args.plan_json:
+        write_json_atomic(args.plan_json, plans[0] if len(plans) == 1 else {"plans": plans})
+        console().print(f"plan: {args.plan_json}")
     return EXIT_OK
 
 

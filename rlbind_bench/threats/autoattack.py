@@ -31,6 +31,7 @@ from rlbind_bench.threats.base import (
     AttackContext,
     BatchResult,
     Cell,
+    PassCount,
     finite_rows,
     margins,
     per_sample_norm,
@@ -106,6 +107,45 @@ def make_autoattack(view: UnitBoxView, spec: AutoAttackSpec, *, eps: float, norm
     return aa
 
 
+# pyautoattack's run_standard_evaluation forwards outside the sub-attacks: check_randomized (5), check_range_output,
+# check_dynamic and the clean accuracy; then one per sub-attack (its robust flags), and the run's own final forward.
+_AA_FIXED_FORWARDS = 5 + 1 + 1 + 1 + 1
+
+
+def _apgd(a) -> PassCount:
+    return PassCount(backward=(a.n_iter + 1) * a.eot_iter) * a.n_restarts
+
+
+# Per sub-attack, from the reference object and the class count: its passes per sample beyond the three
+# forwards every sub-attack costs (see autoattack_passes).
+SUB_ATTACK_PASSES = {
+    "apgd-ce": lambda aa, c: _apgd(aa.apgd),
+    "apgd-dlr": lambda aa, c: _apgd(aa.apgd),
+    "apgd-t": lambda aa, c: (PassCount(forward=1) + _apgd(aa.apgd_targeted)) * aa.apgd_targeted.n_target_classes,
+    # fab-t runs one restart per target (run_standard_evaluation sets it)
+    "fab-t": lambda aa, c: PassCount(forward=aa.fab.n_iter + 3, backward=aa.fab.n_iter) * aa.fab.n_target_classes,
+    # fab: one forward with the input's graph per iteration, back-propagated once per class (retain_graph):
+    # counted as a forward+backward pass per class, an over-count by the forwards the graph saves
+    "fab": lambda aa, c: PassCount(forward=aa.fab.n_iter + 2, backward=aa.fab.n_iter * c) * aa.fab.n_restarts,
+    "square": lambda aa, c: PassCount(forward=aa.square.n_queries + 2) * aa.square.n_restarts,
+}
+if set(SUB_ATTACK_PASSES) != set(SUB_ATTACKS):
+    raise ImportError(f"pass counts for {sorted(SUB_ATTACK_PASSES)}, sub-attacks {sorted(SUB_ATTACKS)}")
+
+
+def autoattack_passes(aa, num_classes: int) -> PassCount:
+    """Passes per sample of the reference object `aa` (make_autoattack), at most: counted from pyautoattack's
+    loops with the object's own settings (iterations, restarts, target counts, queries, EOT), every sub-attack
+    on every sample. Per restart/target: APGD (n_iter + 1) * eot_iter forward+backward; FAB-T n_iter
+    forward+backward and n_iter + 3 forwards; FAB untargeted n_iter + 2 forwards and one backward per class
+    each iteration (counted as a forward+backward pass per class); Square n_queries + 2 forwards. Each sub-attack costs three forwards
+    more: its `perturb`'s first prediction, the robust-flag update after it, and our broken_by wrapper."""
+    total = PassCount(forward=_AA_FIXED_FORWARDS)
+    for name in aa.attacks_to_run:
+        total += PassCount(forward=3) + SUB_ATTACK_PASSES[name](aa, num_classes)
+    return total
+
+
 @register_attack("autoattack")
 class AutoAttackThreat(Attack):
     strength = 2  # an ensemble of parameter-free attacks: ranks above any single PGD
@@ -128,6 +168,14 @@ class AutoAttackThreat(Attack):
         if {"apgd-t", "fab-t"} & set(runs):
             config["effective_n_target_classes"] = self.spec.target_classes(num_classes)
         return config
+
+    def pass_budget(self, cell: Cell, num_classes: int) -> PassCount:
+        """Read from the reference object this cell runs (version settings, sub-attacks and target counts for
+        `num_classes`, `steps`), built around a stand-in model that is never called."""
+        view = UnitBoxView(nn.Identity(), (1,), 0.0, 1.0)
+        aa = make_autoattack(view, self.spec, eps=0.0, norm=cell.norm or self.spec.norm, n_classes=num_classes,
+                             seed=0, device="cpu", iterations=self.spec.steps)
+        return autoattack_passes(aa, num_classes)
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
         x_adv, broken_by = self.craft(model, x, y, cell, ctx)

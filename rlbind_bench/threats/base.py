@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -63,6 +63,29 @@ class BatchResult:
     # The per-sample budget in input-space units (the `eps_input` column) where it is not the cell's eps: the
     # dB threats' 10^(eps/20) * max|x| per clip. None: every sample's budget is the cell's eps.
     budget: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class PassCount:
+    """Model passes per sample of one cell, at most (every sample attacked, none broken early): `forward`
+    passes without gradient, `backward` forward+backward passes (an input gradient). The `source_` ones run on
+    another model (transfer's source), the others on the evaluated one. rlbind_bench/plan costs them."""
+
+    forward: int = 0
+    backward: int = 0
+    source_forward: int = 0
+    source_backward: int = 0
+
+    def __add__(self, other: PassCount) -> PassCount:
+        return PassCount(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    def __mul__(self, k: int) -> PassCount:
+        return PassCount(*(a * k for a in astuple(self)))
+
+    def on_source(self) -> PassCount:
+        """The same passes, made on the source model."""
+        return PassCount(source_forward=self.forward + self.source_forward,
+                         source_backward=self.backward + self.source_backward)
 
 
 @dataclass(frozen=True)
@@ -160,6 +183,11 @@ class Attack(ABC):
         """What the cell's rows are hashed over; `num_classes` (the dataset's) for attacks whose settings
         depend on it (AutoAttack's sub-attacks) or that refuse some counts (PGD's DLR loss)."""
         return {"threat": self.spec.to_dict(), "cell": cell.key}
+
+    def pass_budget(self, cell: Cell, num_classes: int) -> PassCount:
+        """The model passes one sample of `cell` costs at most (the cost plan, rlbind_bench/plan); each attack
+        counts them from its own loop. The runner's shared clean forward is not included."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare its pass budget")
 
     def prepare(self, setup: AttackSetup) -> None:
         """Called once per dataset before `cells`/`cell_config`: attacks that need more than the batch (a

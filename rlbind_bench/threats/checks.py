@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from rlbind_bench.errors import ConfigError
-from rlbind_bench.threats.base import Attack, Measure
+from rlbind_bench.threats.base import Attack, Measure, PassCount
 from rlbind_bench.threats.embedding import EMBEDDING_LOSSES, attack_embedding
 from rlbind_bench.threats.pgd import pgd
 from rlbind_bench.threats.registry import attack_class, is_white_box
@@ -33,6 +33,7 @@ from rlbind_bench.threats.registry import attack_class, is_white_box
 LARGE_EPS = {"Linf": 0.3, "L2": 20.0}  # "very large": a working attack must reach ~0% here
 LARGE_EPS_MAX_ACCURACY = 0.1
 ZERO_GRAD_MAX_FRACTION = 0.05
+STEPS_CHECK = (5, 20)  # the convergence probes' step counts: more steps must not help the model
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def probe_batch(model, x: torch.Tensor, y: torch.Tensor, low: float, high: float
     # Same small eps, 5 vs 20 steps: more steps must not leave more samples correct.
     small = (1 / 255 if norm == "Linf" else 0.25) * (high - low)
     few_many = []
-    for k in (5, 20):
+    for k in STEPS_CHECK:
         a, _ = pgd(model, x, y, eps=small, norm=norm, steps=k, step_size=2.5 * small / k, low=low, high=high,
                    ids=[str(i) for i in range(len(x))], seed=0, salt=f"steps-check-{k}")
         with torch.no_grad():
@@ -91,6 +92,18 @@ def probe_batch(model, x: torch.Tensor, y: torch.Tensor, low: float, high: float
             "accuracy_20_steps": few_many[1], "n": len(x)}
 
 
+def probe_budget(label_free: bool, steps: int = 20) -> PassCount:
+    """Passes per probed sample of the runner's `_diagnose` (its clean forward, then `probe_batch`, and
+    `probe_embedding` where `label_free`), at most: counted from the code above, each `pgd` one restart (its
+    steps and a final forward) followed by an accuracy forward."""
+    pgd_runs = (steps, *STEPS_CHECK)
+    total = PassCount(forward=1 + 2, backward=1)  # the predictions probed against; randomness; the gradient
+    total += PassCount(forward=2 * len(pgd_runs), backward=sum(pgd_runs))
+    if label_free:  # the reference embedding, then per run its steps and the cosine forward
+        total += PassCount(forward=1 + len(STEPS_CHECK), backward=sum(STEPS_CHECK))
+    return total
+
+
 def probe_embedding(model, x: torch.Tensor, low: float, high: float, norm: str = "Linf") -> dict:
     """The embedding threat's convergence probe: mean cosine kept after embedding PGD (cosine loss) with 5 and
     with 20 steps at a small eps; more steps must not keep more."""
@@ -98,7 +111,7 @@ def probe_embedding(model, x: torch.Tensor, low: float, high: float, norm: str =
     with torch.no_grad():
         ref = model.embed(x)
     kept = []
-    for k in (5, 20):
+    for k in STEPS_CHECK:
         adv = attack_embedding(model, x, lambda emb: EMBEDDING_LOSSES["cosine"](emb, ref), eps=small, norm=norm,
                                steps=k, step_size=2.5 * small / k, low=low, high=high,
                                ids=[str(i) for i in range(len(x))], seed=0, salt="embedding-steps-check")

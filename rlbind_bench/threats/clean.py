@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from rlbind_bench.threats.base import Attack, AttackContext, BatchResult, Cell, finite_rows, margins
+from rlbind_bench.threats.base import (
+    Attack,
+    AttackContext,
+    BatchResult,
+    Cell,
+    PassCount,
+    finite_rows,
+    margins,
+)
 from rlbind_bench.threats.spec import CleanSpec
 
 
@@ -14,6 +22,9 @@ class Clean(Attack):
 
     def cells(self, modality: str) -> list[Cell]:
         return [Cell(self.spec.name)]
+
+    def pass_budget(self, cell: Cell, num_classes: int) -> PassCount:
+        return PassCount()  # reads the runner's shared clean logits
 
     def run(self, model, x, y, cell, ctx: AttackContext) -> BatchResult:
         logits = ctx.clean_logits

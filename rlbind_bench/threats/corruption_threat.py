@@ -16,7 +16,15 @@ import torch
 
 # Called through the package at call time (as corruptions/cache.py does), so that tests can count the calls.
 from rlbind_bench.threats import corruptions
-from rlbind_bench.threats.base import Attack, AttackContext, BatchResult, Cell, finite_rows, margins
+from rlbind_bench.threats.base import (
+    Attack,
+    AttackContext,
+    BatchResult,
+    Cell,
+    PassCount,
+    finite_rows,
+    margins,
+)
 from rlbind_bench.threats.registry import register_attack
 from rlbind_bench.threats.spec import SEVERITIES, CorruptionSpec
 
@@ -36,6 +44,9 @@ class CorruptionThreat(Attack):
     def cells(self, modality: str) -> list[Cell]:
         severities = self.spec.severities or SEVERITIES
         return [Cell(self.spec.name, severity=int(s), variant=n) for n in self.names_for(modality) for s in severities]
+
+    def pass_budget(self, cell: Cell, num_classes: int) -> PassCount:
+        return PassCount(forward=1)  # the corrupted input, once
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
         seed = self.spec.seed + ctx.seed

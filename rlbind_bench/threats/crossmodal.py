@@ -37,6 +37,7 @@ from rlbind_bench.threats.base import (
     BatchResult,
     Cell,
     Measure,
+    PassCount,
     finite_rows,
     margins,
     per_sample_norm,
@@ -139,6 +140,11 @@ class CrossModalPGD(Attack):
                 raise RuntimeError("CrossModalPGD.prepare must run before cell_config (the target set is hashed)")
             config["target_set"] = self.targets.identity()
         return config
+
+    def pass_budget(self, cell: Cell, num_classes: int) -> PassCount:
+        """`steps` forward+backward passes (every step runs) and the final point's forward; the target set's
+        embeddings (modality targets) are made once per dataset in `prepare`, not per sample."""
+        return PassCount(forward=1, backward=self.spec.steps if cell.eps > 0 else 0)
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
         _, head = embedder(model)

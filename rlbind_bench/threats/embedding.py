@@ -27,6 +27,7 @@ from rlbind_bench.threats.base import (
     BatchResult,
     Cell,
     Measure,
+    PassCount,
     finite_rows,
     margins,
     per_sample_norm,
@@ -102,6 +103,11 @@ class EmbeddingPGD(Attack):
 
     def cell_config(self, cell: Cell, num_classes: int | None = None) -> dict:
         return {**super().cell_config(cell, num_classes), "effective_step_size": step_size_for(self.spec, cell.eps)}
+
+    def pass_budget(self, cell: Cell, num_classes: int) -> PassCount:
+        """The clean embedding and the final point (forwards), and `steps` forward+backward passes (every step
+        runs: the last iterate is kept)."""
+        return PassCount(forward=2, backward=self.spec.steps if cell.eps > 0 else 0)
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
         embed, _ = embedder(model)

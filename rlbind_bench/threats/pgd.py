@@ -25,6 +25,7 @@ from rlbind_bench.threats.base import (
     AttackContext,
     BatchResult,
     Cell,
+    PassCount,
     finite_rows,
     margins,
     per_sample_norm,
@@ -202,6 +203,14 @@ class PGD(Attack):
         if num_classes is not None:  # refused before the first batch, not halfway through a run
             self.spec.check_classes(num_classes)
         return {**super().cell_config(cell, num_classes), "effective_step_size": self.step_size(cell.eps)}
+
+    def pass_budget(self, cell: Cell, num_classes: int) -> PassCount:
+        """Per restart: steps * eot_iter forward+backward passes, then one forward of the samples no iterate
+        broke (`_attack_until_broken`'s final check); a zero input-space eps runs nothing (`craft`)."""
+        if cell.eps == 0 and not self.eps_unit:
+            return PassCount()
+        r = self.spec.restarts
+        return PassCount(forward=r, backward=r * self.spec.steps * self.spec.eot_iter)
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
         return self.run_with_budget(model, x, y, cell, ctx, cell.eps, self.step_size(cell.eps))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from rlbind_bench.bundled import bundled_path
 from rlbind_bench.config import build_dataclass, read_yaml
 from rlbind_bench.errors import ConfigError
-from rlbind_bench.threats.base import Attack, Cell
+from rlbind_bench.threats.base import Attack, AttackSetup, Cell
 from rlbind_bench.threats.clean import Clean
 from rlbind_bench.threats.spec import CleanSpec, ThreatSpec
 
@@ -98,6 +98,15 @@ def load_threats(folder: Path | None = None) -> dict[str, ThreatSpec]:
 
 def build_attack(spec: ThreatSpec) -> Attack:
     return attack_class(spec.attack, f"threat {spec.name}")(spec)
+
+
+def build_plan(threat_specs: list[ThreatSpec], setup: AttackSetup) -> list[tuple[Attack, Cell]]:
+    """One dataset's (attack, cell) grid: the threats that apply to its modality, prepared for it, expanded
+    into their cells (the runner evaluates it; the cost plan costs it)."""
+    attacks = [build_attack(t) for t in threat_specs if setup.modality in t.modalities]
+    for a in attacks:
+        a.prepare(setup)
+    return [(a, c) for a in attacks for c in a.cells(setup.modality)]
 
 
 def import_attacks() -> None:

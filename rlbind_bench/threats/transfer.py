@@ -31,6 +31,7 @@ from rlbind_bench.threats.base import (
     AttackSetup,
     BatchResult,
     Cell,
+    PassCount,
     finite_rows,
     margins,
     per_sample_norm,
@@ -123,6 +124,15 @@ class Transfer(PGD):
             raise RuntimeError("Transfer.prepare must run before cell_config (the source's fingerprint is hashed)")
         crafter = self.crafter.cell_config(cell, num_classes) if self.crafter else super().cell_config(cell, num_classes)
         return {**crafter, "threat": self.spec.to_dict(), "source_fingerprint": self.source_fingerprint}
+
+    def pass_budget(self, cell: Cell, num_classes: int) -> PassCount:
+        """The crafting passes on the source (PGD's, or AutoAttack's after the source's clean forward), then one
+        forward of the crafted input on the evaluated model."""
+        if self.crafter is None:
+            crafted = super().pass_budget(cell, num_classes)
+        else:
+            crafted = PassCount(forward=1) + self.crafter.pass_budget(cell, num_classes)
+        return crafted.on_source() + PassCount(forward=1)
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
         source = self.source_classifier

@@ -1,0 +1,180 @@
+"""The cost plan: the run's own grid (threats, datasets, cells, as the runner resolves them), each cell's
+passes per sample at most (Attack.pass_budget) and expected (a short probe), priced in FLOPs and seconds.
+
+Three totals: the compute bound (every pass's FLOPs at the device's peak; a floor no run beats), the
+worst case (measured seconds per pass, every sample attacked and surviving every step) and the expected
+time (passes counted while the real cell runs on a few samples, scaled to the dataset). Nothing is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from rlbind_bench.batching import resolve_batch_size, resolve_workers
+from rlbind_bench.config import RunRequest, resolve_datasets
+from rlbind_bench.data.readers import InputSpaceDataset, index_dataset, index_named
+from rlbind_bench.encoders.registry import load_encoder
+from rlbind_bench.modalities import get_handler
+from rlbind_bench.paths import default_data_root
+from rlbind_bench.plan.cost import PassCost, PassCounter, cost_flops, cost_seconds, measure_passes
+from rlbind_bench.plan.devices import device_peak
+from rlbind_bench.results.provenance import device_name, iso_time
+from rlbind_bench.runner import _check_request, _classifier, _frozen
+from rlbind_bench.suites import get_suite, resolve_threats
+from rlbind_bench.threats.base import AttackContext, AttackSetup, PassCount
+from rlbind_bench.threats.checks import probe_budget
+from rlbind_bench.threats.registry import build_plan
+
+PROBE_SAMPLES = 8  # samples the expected cost is measured on
+PROBE_MAX_PASSES = 200  # a cell costing more per sample is not run by the probe: its expected passes are scaled
+DIAGNOSE_SAMPLES = 16  # the runner's sanity probes run on up to this many samples per dataset (runner._diagnose)
+
+
+@dataclass
+class CellPlan:
+    dataset: str
+    modality: str
+    cell: str  # the threat label and eps/severity, as the summary shows it
+    samples: int
+    budget: PassCount  # per sample, at most
+    expected: tuple[float, float]  # (forward, forward+backward) per sample, expected
+    expected_method: str  # "probe": counted on the probe samples; "scaled": at most x clean accuracy; "at most"
+    flops: float = 0.0
+    worst_s: float = 0.0
+    expected_s: float = 0.0
+
+
+@dataclass
+class CostPlan:
+    model: str
+    device: str
+    precision: str
+    peak_flops: float | None
+    peak_dtype: str
+    peak_source: str
+    created: str
+    cells: list[CellPlan] = field(default_factory=list)
+    costs: dict[str, PassCost] = field(default_factory=dict)  # dataset -> its pass cost
+    clean_accuracy: dict[str, float] = field(default_factory=dict)  # dataset -> on the probe samples
+
+    @property
+    def totals(self) -> dict[str, float | None]:
+        flops = sum(c.flops for c in self.cells)
+        return {"flops": flops,
+                "compute_bound_s": flops / self.peak_flops if self.peak_flops else None,
+                "worst_case_s": sum(c.worst_s for c in self.cells),
+                "expected_s": sum(c.expected_s for c in self.cells)}
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["totals"] = self.totals
+        return d
+
+
+def _probe_inputs(dataset, k: int):
+    """Up to k readable samples spread over the dataset (folders are read class by class: the first k would
+    often be one class): (inputs, labels, ids)."""
+    xs, ys, ids = [], [], []
+    n = len(dataset)
+    spread = sorted({i * n // k for i in range(k)}) if n else []
+    for i in spread + [i for i in range(n) if i not in set(spread)]:
+        _, x, _ = dataset[i]
+        if x is not None:
+            s = dataset.index.samples[i]
+            xs.append(x)
+            ys.append(s.label)
+            ids.append(s.sample_id)
+        if len(xs) == k:
+            break
+    return (torch.stack(xs), torch.tensor(ys), ids) if xs else (None, None, [])
+
+
+def _expected(attack, cell, budget: PassCount, probe, ctx: AttackContext, clean_ok: float):
+    """(expected passes per sample, how they were estimated)."""
+    total = budget.forward + budget.backward + budget.source_forward + budget.source_backward
+    if not attack.adversarial:
+        return (float(budget.forward), float(budget.backward)), "at most"
+    if total <= PROBE_MAX_PASSES and not (budget.source_forward or budget.source_backward):
+        model, x, y = probe
+        counter = PassCounter(model)
+        attack.run(counter, x, y, cell, ctx)
+        return counter.per_sample(len(x)), "probe"
+    # Too long to run here (AutoAttack), or on another model: the attacks skip samples misclassified clean.
+    return (budget.forward * clean_ok, budget.backward * clean_ok), "scaled"
+
+
+def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3) -> CostPlan:
+    """The cost plan of `req`: resolves it as run_evaluation does, measures, runs no grid, writes nothing."""
+    cfg = _check_request(req.config)
+    device = torch.device(cfg.device)
+    threat_specs = resolve_threats(cfg, req.attacks_dir)
+    suite = get_suite(cfg.suite)
+    n_samples = cfg.n_samples if cfg.n_samples is not None else suite.n_samples
+    torch.manual_seed(cfg.seed)
+    encoder = _frozen(req.encoder if req.encoder is not None else load_encoder(cfg.model), device)
+    datasets = resolve_datasets(req, encoder)
+    data_root = req.data_root or default_data_root()
+    other_models = functools.cache(lambda name: (lambda e: (e, e.fingerprint()))(_frozen(load_encoder(name), device)))
+    named_index = functools.cache(functools.partial(index_named, data_root=data_root, datasets_file=req.datasets_file,
+                                                    dataset_paths=req.dataset_paths))
+    peak = device_peak(device, cfg.precision)
+    plan = CostPlan(cfg.model, device_name(device), cfg.precision, peak.flops, peak.dtype, peak.source,
+                    iso_time(time.time()))
+    workers = resolve_workers(cfg.workers, device)
+    for spec in datasets:
+        index = index_dataset(spec, data_root, n_samples)
+        hints = get_handler(spec.modality).input_hints(index)
+        space = encoder.input_space(spec.modality, **hints)
+        classifier_for = functools.partial(_classifier, index.prompts, spec.template_list(), spec.modality, cfg,
+                                           device)
+        classifier = classifier_for(encoder)
+        grid = build_plan(threat_specs, AttackSetup(spec.modality, space, hints, device, other_models,
+                                                    classifier_for, encoder, index.classnames, named_index))
+        dataset = InputSpaceDataset(index, encoder.preprocess_config(spec.modality), hints)
+        x, y, ids = _probe_inputs(dataset, probe_samples)
+        if not grid or x is None:
+            continue
+        x, y = x.to(device), y.to(device)
+        n = len(index.samples)
+        adversarial = any(a.adversarial for a, _ in grid)
+        batch_size = resolve_batch_size(cfg.batch_size, classifier, lambda x=x: x[0].cpu(), device, n_samples=n,
+                                        needs_grad=adversarial, batch_dependent=any(a.batch_dependent for a, _ in grid),
+                                        in_flight_batches=workers * 2 + 2)
+        cost = measure_passes(classifier, x, batch_size, device, reps)
+        plan.costs[spec.name] = cost
+        with torch.no_grad():
+            clean = classifier(x).float()
+        clean_ok = float((clean.argmax(1) == y).float().mean())
+        plan.clean_accuracy[spec.name] = clean_ok
+        ctx = AttackContext(spec.modality, cfg.seed, ids, clean, space.low, space.high, index.num_classes, device)
+        rows = [CellPlan(spec.name, spec.modality, "clean logits (shared)", n, PassCount(forward=1), (1.0, 0.0),
+                         "at most")]
+        if adversarial:  # the sanity probes, once per dataset on up to 16 samples (runner._diagnose)
+            probes = probe_budget(label_free=any(a.label_free for a, _ in grid))
+            rows.append(CellPlan(spec.name, spec.modality, "sanity probes (checks.py)", min(DIAGNOSE_SAMPLES, n),
+                                 probes, (float(probes.forward), float(probes.backward)), "at most"))
+        for attack, cell in grid:
+            budget = attack.pass_budget(cell, index.num_classes)
+            expected, how = _expected(attack, cell, budget, (classifier, x, y), ctx, clean_ok)
+            rows.append(CellPlan(spec.name, spec.modality, _cell_label(attack, cell), n, budget, expected, how))
+        for r in rows:
+            r.flops = cost_flops(r.budget, r.samples, cost)
+            r.worst_s = cost_seconds(r.budget, r.samples, cost)
+            r.expected_s = cost_seconds(r.expected, r.samples, cost)
+        plan.cells += rows
+    return plan
+
+
+def _cell_label(attack, cell) -> str:
+    if cell.severity:
+        return f"{cell.label} sev {cell.severity}"
+    if not attack.adversarial:
+        return cell.label
+    if attack.eps_unit:
+        return f"{cell.label} {cell.norm} {cell.eps:g} {attack.eps_unit}"
+    return f"{cell.label} {cell.norm} " + (f"{cell.eps * 255:.3g}/255" if cell.norm == "Linf" else f"{cell.eps:.3g}")

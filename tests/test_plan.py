@@ -1,0 +1,166 @@
+"""The cost plan (rlbind_bench/plan, `run --plan`): pass budgets equal the passes the attacks make, FLOPs
+equal a hand count, and --plan runs nothing and writes nothing under --out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from rlbind_bench.cli import main
+from rlbind_bench.plan.cost import count_flops
+from rlbind_bench.threats.autoattack import AutoAttackThreat
+from rlbind_bench.threats.base import AttackContext
+from rlbind_bench.threats.checks import probe_batch, probe_budget, probe_embedding
+from rlbind_bench.threats.corruption_threat import CorruptionThreat
+from rlbind_bench.threats.pgd import PGD
+from rlbind_bench.threats.spec import AutoAttackSpec, CorruptionSpec, PGDSpec
+
+C = 5
+
+
+class Robust(nn.Module):
+    """Class 0 by a margin no small eps can close, with a live input gradient (the margin does not saturate
+    float32's softmax: pyautoattack stops on zero gradients): no sample ever breaks, so
+    every attack spends its whole budget (the plan's "at most")."""
+
+    num_classes = C
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3 * 32 * 32, 4).requires_grad_(False)
+        self.class_embeddings = torch.eye(C)[:, :4]
+
+    def embed(self, x):
+        return self.lin(x.flatten(1))
+
+    def logits_from(self, emb):
+        bias = torch.zeros(C, device=emb.device)
+        bias[0] = 20.0
+        return torch.cat([emb.sum(1, keepdim=True), torch.zeros(len(emb), C - 1)], 1) * 0.01 + bias
+
+    def forward(self, x):
+        return self.logits_from(self.embed(x))
+
+
+class Counted(nn.Module):
+    """Counts the rows passed through `model` (and its embed): with an input needing a gradient as
+    forward+backward passes, else as forwards."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner = model
+        self.fwd = self.bwd = 0
+        self.num_classes = model.num_classes
+        self.class_embeddings = model.class_embeddings
+        self.logits_from = model.logits_from
+
+    def _count(self, x):
+        if torch.is_grad_enabled() and x.requires_grad:
+            self.bwd += len(x)
+        else:
+            self.fwd += len(x)
+
+    def forward(self, x):
+        self._count(x)
+        return self.inner(x)
+
+    def embed(self, x):
+        self._count(x)
+        return self.inner.embed(x)
+
+
+def _batch(n=3):
+    torch.manual_seed(0)
+    x = torch.rand(n, 3, 32, 32)
+    y = torch.zeros(n, dtype=torch.long)
+    return x, y
+
+
+def _ctx(model, x):
+    with torch.no_grad():
+        clean = model(x).float()
+    return AttackContext("image", 0, [f"s{i}" for i in range(len(x))], clean, 0.0, 1.0, C, torch.device("cpu"))
+
+
+@pytest.mark.parametrize(("restarts", "eot", "only_correct"), [(1, 1, True), (3, 2, False)])
+def test_pgd_budget_equals_passes_made(restarts, eot, only_correct):
+    attack = PGD(PGDSpec(name="p", attack="pgd", eps=(4 / 255,), steps=7, restarts=restarts, eot_iter=eot,
+                         only_correct=only_correct))
+    x, y = _batch()
+    model = Counted(Robust())
+    ctx = _ctx(Robust.forward.__get__(model.inner), x)
+    cell = attack.cells("image")[0]
+    result = attack.run(model, x, y, cell, ctx)
+    assert not result.broken_by[0]  # nothing broke: the whole budget was spent
+    budget = attack.pass_budget(cell, C)
+    assert (budget.forward, budget.backward) == (model.fwd / len(x), model.bwd / len(x))
+
+
+def test_corruption_budget_is_one_forward():
+    attack = CorruptionThreat(CorruptionSpec(name="c", attack="corruptions", corruptions=("gaussian_noise",),
+                                             severities=(2,)))
+    x, y = _batch()
+    model = Counted(Robust())
+    cell = attack.cells("image")[0]
+    attack.run(model, x, y, cell, _ctx(model.inner, x))
+    budget = attack.pass_budget(cell, C)
+    assert (budget.forward, budget.backward) == (model.fwd / len(x), model.bwd / len(x)) == (1, 0)
+
+
+@pytest.mark.parametrize("label_free", [False, True])
+def test_probe_budget_equals_passes_made(label_free):
+    x, _ = _batch(4)
+    model = Counted(Robust())
+    with torch.no_grad():  # the runner's _diagnose: predictions first, probed against
+        pred = model(x).argmax(1)
+    probe_batch(model, x, pred, 0.0, 1.0)
+    if label_free:
+        probe_embedding(model, x, 0.0, 1.0)
+    budget = probe_budget(label_free)
+    assert (budget.forward, budget.backward) == (model.fwd / len(x), model.bwd / len(x))
+
+
+@pytest.mark.parametrize("runs", [("apgd-ce", "apgd-t", "fab-t"), ("fab",)])
+def test_autoattack_budget_equals_passes_made(runs):
+    """Custom AutoAttack, 3 iterations, without Square (5000 queries: too slow here; its count is its query
+    loop's): the sub-attacks' passes and the reference's own checks, counted. FAB (untargeted) back-propagates
+    one graph once per class: the counter sees the graph's forward, the budget a forward+backward per class."""
+    spec = AutoAttackSpec(name="aa", attack="autoattack", eps=(1 / 255,), steps=3, version="custom",
+                          attacks_to_run=runs, n_target_classes=2)
+    attack = AutoAttackThreat(spec)
+    x, y = _batch(2)
+    model = Counted(Robust())
+    cell = attack.cells("image")[0]
+    result = attack.run(model, x, y, cell, _ctx(model.inner, x))
+    assert not any(result.broken_by)
+    budget = attack.pass_budget(cell, C)
+    per_graph = C if runs == ("fab",) else 1
+    assert (budget.forward, budget.backward) == (model.fwd / len(x), model.bwd / len(x) * per_graph)
+
+
+def test_flops_equal_a_hand_count():
+    lin = nn.Linear(12, 5).requires_grad_(False)
+    fwd, both = count_flops(lin, torch.rand(1, 12))
+    assert fwd == 2 * 12 * 5  # one multiply-add per weight
+    assert both == 2 * fwd  # frozen weights: the backward is the input's gradient only, one more matmul
+    conv = nn.Conv2d(3, 4, kernel_size=3).requires_grad_(False)
+    fwd, _ = count_flops(conv, torch.rand(1, 3, 5, 5))
+    assert fwd == 2 * (4 * 3 * 3) * (3 * 3 * 3)  # outputs x (in-channels x kernel) multiply-adds
+
+
+def test_plan_writes_nothing_under_out(checkpoints, photo_dir, tmp_path, capsys):
+    out, plan = tmp_path / "out", tmp_path / "plan.json"
+    rc = main(["run", "--model", str(checkpoints["image"]), "--suite", "clean", "--threats", "linf-pgd",
+               "--steps", "2", "--eps", "4/255", "--modalities", "image", "--dataset-dir", f"image={photo_dir}",
+               "--n-samples", "4", "--out", str(out), "--plan", "--plan-json", str(plan), "--no-progress"])
+    assert rc == 0
+    assert not out.exists()
+    data = json.loads(plan.read_text())
+    assert set(data["totals"]) >= {"compute_bound_s", "worst_case_s", "expected_s"}
+    assert data["totals"]["worst_case_s"] > 0
+    pgd = [c for c in data["cells"] if c["cell"].startswith("linf-pgd")]
+    assert [(c["budget"]["forward"], c["budget"]["backward"]) for c in pgd] == [(1, 2)]
+    assert "linf-pgd" in capsys.readouterr().out
