@@ -18,12 +18,13 @@ for m in "${MODELS[@]}"; do
     --pairs audio:image,image:audio,video:audio,text:image,text:audio,text:video --eps 0,1/255,4/255 \
     --side query --out "$RUNS/retrieval-$m"
 done
+# The committed run folders first, then the board from them (so `rlbind-bench leaderboard` on the committed
+# folders regenerates it byte for byte: tests/test_published_leaderboards.py).
 rm -rf leaderboards/demo-bound
-$BIN/rlbind-bench leaderboard "$RUNS"/* --reference demo/backbone --out leaderboards/demo-bound
-mkdir -p leaderboards/demo-bound/runs
 for m in "${MODELS[@]}"; do
   mkdir -p "leaderboards/demo-bound/runs/$m" "leaderboards/demo-bound/runs/retrieval-$m"
   cp "$RUNS/$m"/{run.json,samples.parquet,summary.parquet} "leaderboards/demo-bound/runs/$m/"
   cp "$RUNS/retrieval-$m"/{run.json,retrieval.parquet,retrieval_summary.parquet} \
     "leaderboards/demo-bound/runs/retrieval-$m/"
 done
+$BIN/rlbind-bench leaderboard leaderboards/demo-bound/runs/* --reference demo/backbone --out leaderboards/demo-bound

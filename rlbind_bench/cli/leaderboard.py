@@ -39,7 +39,8 @@ def cmd_leaderboard(args) -> int:
     if not args.results:
         return EXIT_OK
     merged = load_and_merge(args.results, allow_conflicts=args.allow_conflicts)
-    written = write_leaderboard(merged, args.out, reference=args.reference)
+    pages = {"Retrieval: R@K clean and attacked": "retrieval.md"} if retrieval else None
+    written = write_leaderboard(merged, args.out, reference=args.reference, pages=pages)
     term = console()
     for c in merged.conflicts:
         term.print(f"[yellow]config conflict (newest kept, flagged):[/] {escape(c.describe())}")

@@ -33,7 +33,8 @@ def _check_definitions(merged: Merged) -> dict[str, dict]:
     return defs
 
 
-def write_leaderboard(merged: Merged, out: Path, reference: str | None = None) -> Written:
+def write_leaderboard(merged: Merged, out: Path, reference: str | None = None,
+                      pages: dict[str, str] | None = None) -> Written:
     if reference is not None and reference not in merged.models:
         raise UserError(f"--reference {reference!r} is not a model in these results "
                         f"(models: {', '.join(merged.models)})")
@@ -64,7 +65,7 @@ def write_leaderboard(merged: Merged, out: Path, reference: str | None = None) -
     for v in views:
         names = [f"{p.name}.png" for p in plots if p.modality == v.modality]
         put(f"{v.slug}.md", modality_markdown(v, reference, names).encode())
-    put("index.md", index_markdown(merged, views, reference, model_files, _check_definitions(merged)).encode())
+    put("index.md", index_markdown(merged, views, reference, model_files, _check_definitions(merged), pages).encode())
     for model, entry in build_entries(merged, reference).items():
         text = json.dumps(entry, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
         put(f"models/{model_files[model]}", text.encode())

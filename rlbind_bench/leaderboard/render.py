@@ -327,12 +327,15 @@ def modality_markdown(view: ModalityView, reference: str | None, plots: list[str
 
 
 def index_markdown(merged: Merged, views: list[ModalityView], reference: str | None, model_files: dict[str, str],
-                   check_definitions: dict[str, dict]) -> str:
+                   check_definitions: dict[str, dict], pages: dict[str, str] | None = None) -> str:
+    """pages: other pages of the same folder to link (title -> file name), e.g. the retrieval page."""
     parts = ["# rlbind-bench leaderboard\n", _legend(reference) + "\n", "## Modalities\n",
              "| Modality | Datasets | Models |", "|---|---:|---:|"]
     for v in views:
         n_models = merged.table[merged.table["modality"] == v.modality]["model"].nunique()
         parts.append(f"| [{md_escape(v.modality)}]({v.slug}.md) | {len(v.datasets)} | {n_models} |")
+    if pages:
+        parts += ["", "## Other pages\n"] + [f"- [{md_escape(t)}]({md_escape(f)})" for t, f in pages.items()]
     parts += ["", "## Models\n", "| Model | JSON |", "|---|---|"]
     for m in merged.models:
         mark = f" {REFERENCE_MARK}" if m == reference else ""
