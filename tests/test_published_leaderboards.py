@@ -45,3 +45,15 @@ def test_the_bound_threat_board_answers_the_issue(regenerated):
     for pair in ("audio:image", "image:audio", "video:audio"):
         assert f"| {pair} | class |" in retrieval
     assert "R@1 query Linf 4/255" in retrieval
+
+
+def test_robustbench_entries_hold_white_box_label_attacks_only(regenerated):
+    """RobustBench's robust_acc is a white-box attack on the label: PGD at L-inf and at dB budgets, not the
+    label-free embedding threat, the targeted one or transfer. Break seen caught: the filter removed."""
+    import json
+
+    entries = json.loads((regenerated / "models" / "demo_backbone.json").read_text())["robustbench"]
+    threats = {e["threat"] for e in entries}
+    assert {"linf-pgd", "linf-pgd-db"} <= threats
+    assert not threats & {"embedding-linf", "crossmodal-linf", "crossmodal-to-image",
+                          "transfer-linf from demo/backbone", "transfer-linf"}

@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 
+from rlbind_bench.errors import ConfigError
 from rlbind_bench.files import slugify
 from rlbind_bench.leaderboard.merge import Merged
 from rlbind_bench.leaderboard.metrics import aggregate, eps_unit, is_adversarial, is_clean, level_label
@@ -17,6 +18,7 @@ from rlbind_bench.leaderboard.schema import (
     json_safe,
     validate_model_entry,
 )
+from rlbind_bench.threats.registry import attack_class
 
 
 def model_slugs(models: list[str]) -> dict[str, str]:
@@ -64,13 +66,25 @@ def _robustbench(model: str, rows: pd.DataFrame, aggs: dict) -> list[dict]:
                     "robust_acc": json_number(r.accuracy),
                     **({"autoattack_acc": json_number(r.accuracy)} if r.attack == "autoattack"
                        else {})}
-                   for r in grp[is_adversarial(grp)].itertuples())
+                   for r in grp[is_adversarial(grp)].itertuples() if _robust_accuracy(r.attack))
         if not math.isnan(agg.mean_corruption_acc):
             out.append({**base, "dataset": dataset, "modality": modality, "threat": "corruptions",
                         "threat_model": "corruptions", "eps": None, "clean_acc": clean,
                         "corruptions_acc": json_number(agg.mean_corruption_acc),
                         "corruptions_mce": json_number(agg.mce)})
     return out
+
+
+def _robust_accuracy(attack: str) -> bool:
+    """Whether a cell's accuracy is a robust accuracy in RobustBench's sense: a white-box attack on the label.
+    Not the label-free embedding threat (accuracy is a by-product), the targeted one (its measure is the
+    target success), nor transfer (black-box, an upper bound). Rows of an attack this installation does not
+    know (schema-1 rows have none) were PGD or AutoAttack."""
+    try:
+        cls = attack_class(attack)
+    except ConfigError:
+        return True
+    return cls.white_box and cls.measure.column == "accuracy"
 
 
 def _runs(merged: Merged, rows: pd.DataFrame) -> list[dict]:
