@@ -7,7 +7,6 @@ import math
 
 import pandas as pd
 
-from rlbind_bench.errors import ConfigError
 from rlbind_bench.files import slugify
 from rlbind_bench.leaderboard.merge import Merged
 from rlbind_bench.leaderboard.metrics import aggregate, eps_unit, is_adversarial, is_clean, level_label
@@ -18,7 +17,7 @@ from rlbind_bench.leaderboard.schema import (
     json_safe,
     validate_model_entry,
 )
-from rlbind_bench.threats.registry import attack_class
+from rlbind_bench.threats.registry import row_attack_class
 
 
 def model_slugs(models: list[str]) -> dict[str, str]:
@@ -80,10 +79,7 @@ def _robust_accuracy(attack: str) -> bool:
     Not the label-free embedding threat (accuracy is a by-product), the targeted one (its measure is the
     target success), nor transfer (black-box, an upper bound). Rows of an attack this installation does not
     know (schema-1 rows have none) were PGD or AutoAttack."""
-    try:
-        cls = attack_class(attack)
-    except ConfigError:
-        return True
+    cls = row_attack_class(attack)
     return cls.white_box and cls.measure.column == "accuracy"
 
 

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from rlbind_bench.errors import ConfigError
 from rlbind_bench.results.stats import accuracy_eps_auc, mean_corruption_accuracy, mean_corruption_error
-from rlbind_bench.threats.registry import attack_class
+from rlbind_bench.threats.registry import row_attack_class
 
 CLEAN = "clean"
 
@@ -72,18 +71,12 @@ class RankCell:
 
 def attack_strength(attack: str) -> int:
     """The attack class's `strength` (0 for an attack this installation does not know)."""
-    try:
-        return attack_class(attack).strength
-    except ConfigError:
-        return 0
+    return row_attack_class(attack).strength
 
 
 def eps_unit(attack: str) -> str:
     """The attack class's `eps_unit` ("" for input-space units, or for an attack this installation does not know)."""
-    try:
-        return attack_class(attack).eps_unit
-    except ConfigError:
-        return ""
+    return row_attack_class(attack).eps_unit
 
 
 def ranking_cell(rows: pd.DataFrame) -> RankCell | None:

@@ -24,11 +24,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from rlbind_bench.errors import ConfigError
-from rlbind_bench.threats.base import Attack, Measure, PassCount
+from rlbind_bench.threats.base import Measure, PassCount
 from rlbind_bench.threats.embedding import EMBEDDING_LOSSES, attack_embedding
 from rlbind_bench.threats.pgd import pgd
-from rlbind_bench.threats.registry import attack_class, is_white_box
+from rlbind_bench.threats.registry import is_white_box, row_attack_class
 
 LARGE_EPS = {"Linf": 0.3, "L2": 20.0}  # "very large": a working attack must reach ~0% here
 LARGE_EPS_MAX_ACCURACY = 0.1
@@ -123,10 +122,7 @@ def probe_embedding(model, x: torch.Tensor, low: float, high: float, norm: str =
 def _attack_info(name: str) -> tuple[bool, Measure]:
     """(label_free, measure) of an attack kind; a kind this installation does not know (or a schema-1 row's
     "") is read as an attack on the label."""
-    try:
-        cls = attack_class(name)
-    except ConfigError:
-        cls = Attack
+    cls = row_attack_class(name)
     return cls.label_free, cls.measure
 
 

@@ -61,11 +61,17 @@ def check_eps_budget(cell: Cell, space: InputSpace, where: str) -> None:
                           "(--allow-large-eps runs it anyway)")
 
 
-def is_white_box(attack: str) -> bool:
-    """Whether the white-box sanity checks apply to rows of `attack` (Attack.white_box; True for an attack
-    this installation does not know, as schema-1 rows' "")."""
+def row_attack_class(attack: str) -> type[Attack]:
+    """The class behind a result row's `attack`; for a kind this installation does not know (schema-1 rows
+    have "", which were PGD or AutoAttack) the base `Attack`, whose class data are the defaults readers need
+    (strength 0, input-space eps units, white-box, an attack on the label)."""
     import_attacks()
-    return ATTACKS[attack].white_box if attack in ATTACKS else True
+    return ATTACKS.get(attack, Attack)
+
+
+def is_white_box(attack: str) -> bool:
+    """Whether the white-box sanity checks apply to rows of `attack` (Attack.white_box)."""
+    return row_attack_class(attack).white_box
 
 
 def attack_class(name: str, where: str = "threat") -> type[Attack]:
