@@ -41,11 +41,13 @@ class CacheKind:
     description: str
 
 
-# The layouts are defined by the writers: threats/corruptions/cache.py, zeroshot.py, encoders/loading.py.
+# The layouts are defined by the writers: threats/corruptions/cache.py, zeroshot.py, encoders/loading.py,
+# threats/probes.py.
 CACHE_KINDS: dict[str, CacheKind] = {
     "corruptions": CacheKind("corruptions", "*/*.bin", "corrupted inputs (image, thermal, depth, audio)"),
     "text": CacheKind("text", "classemb-*.pt", "zero-shot class text embeddings"),
     "digests": CacheKind("digests", "*.sha256", "sha256 of checkpoint weights, by path, size and mtime"),
+    "probes": CacheKind("probes", "*.json", "gradient-masking probe results, by model, inputs and probe code"),
 }
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}

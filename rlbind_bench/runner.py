@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import time
@@ -44,7 +43,7 @@ from rlbind_bench.results.store import check_writable, collect_skipped, merge_pa
 from rlbind_bench.results.summary import summarise
 from rlbind_bench.suites import get_suite, resolve_threats
 from rlbind_bench.threats.base import Attack, AttackContext, AttackSetup, Cell
-from rlbind_bench.threats.checks import CHECKS, apply_checks, probe_batch, probe_embedding
+from rlbind_bench.threats.checks import CHECKS, apply_checks
 from rlbind_bench.threats.corruption_threat import CorruptionThreat
 from rlbind_bench.threats.corruptions.cache import (
     CACHED_MODALITIES,
@@ -55,13 +54,14 @@ from rlbind_bench.threats.corruptions.cache import (
     has_prefetched,
     open_cache,
 )
+from rlbind_bench.threats.probes import PROBE_CHECKS, diagnose
 from rlbind_bench.threats.registry import build_plan, check_eps_budget
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
 SHARD_SIZE = 256
 # Config fields that do not change the numbers (speed, or a permission): left out of run_id (batch-dependent
 # attacks keep a fixed batch size).
-NOT_NUMERIC = ("batch_size", "device", "deterministic", "workers", "allow_large_eps")
+NOT_NUMERIC = ("batch_size", "device", "deterministic", "workers", "allow_large_eps", "probe_samples")
 # Options that change the numbers, with their defaults. They enter run_id and every cell's config_hash only
 # when set, so runs made before the options existed keep their hashes.
 NUMERIC_OPTIONS = {"precision": "fp32", "compile": False}
@@ -111,6 +111,8 @@ def _check_request(cfg: RunConfig) -> RunConfig:
     cfg = dataclasses.replace(cfg, batch_size=parse_batch_size(cfg.batch_size))
     if cfg.n_samples is not None and cfg.n_samples < 1:
         raise ConfigError("--n-samples must be >= 1")
+    if cfg.probe_samples < 0:
+        raise ConfigError(f"--probe-samples must be >= 0 (0 turns the probes off), got {cfg.probe_samples}")
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     device = torch.device(cfg.device)
@@ -200,9 +202,11 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             cache = corruption_cache() if variants and cached and req.corruption_cache else None
             adversarial = [c for a, c in plan if a.adversarial]
             if adversarial:
-                diagnostics[spec.name] = _diagnose(dataset, classifier, space, device, out, shard_hash,
-                                                   norm=adversarial[0].norm,
-                                                   label_free=any(a.label_free for a, _ in plan))
+                diagnostics[spec.name] = diagnose(
+                    dataset, classifier, space, device, fingerprint=fingerprint, norm=adversarial[0].norm,
+                    label_free=any(a.label_free for a, _ in plan), samples=cfg.probe_samples,
+                    precision=cfg.precision,
+                    resume_file=parts_dir / f"checks-{slugify(spec.name)}-{shard_hash}.json")
             example = functools.cache(lambda dataset=dataset: _first_input(dataset))
             batch_size = resolve_batch_size(cfg.batch_size, classifier, example, device, n_samples=len(index.samples),
                                             needs_grad=bool(adversarial),
@@ -245,7 +249,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
            "class_names": class_names,
            "device": device_name(device), "seed": cfg.seed, "command": req.command,
            "started": iso_time(started), "finished": iso_time(time.time()), "seconds": round(time.time() - started, 3),
-           "skipped_files": skipped, "checks": diagnostics, "batch_sizes": batch_sizes, "world_size": world,
+           "skipped_files": skipped, "checks": diagnostics,
+           "checks_not_run": sorted(PROBE_CHECKS) if cfg.probe_samples <= 0 else [], "batch_sizes": batch_sizes, "world_size": world,
            "parts": part_writers(parts_dir, datasets),
            "check_definitions": {k: dataclasses.asdict(v) for k, v in CHECKS.items()}, "provenance": provenance()}
     write_json_atomic(out / "run.json", run)
@@ -261,39 +266,6 @@ def _classifier(prompts: list[str], templates: list[str], modality: str, cfg: Ru
 
 def _frozen(encoder, device):
     return encoder.to(device).eval().requires_grad_(False)
-
-
-def _diagnose(dataset, classifier, space, device, out: Path, key: str, norm: str, label_free: bool = False) -> dict:
-    """Sanity-check probes on the first (up to 16) readable samples, cached beside the parts for resumes."""
-    cache = out / "parts" / f"checks-{slugify(dataset.index.spec.name)}-{key}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    xs = []
-    for i in range(len(dataset)):
-        _, x, _ = dataset[i]
-        if x is not None:
-            xs.append(x)
-        if len(xs) == 16:
-            break
-    if not xs:
-        return {}
-    while True:
-        try:
-            x = torch.stack(xs).to(device)
-            with torch.no_grad():
-                pred = classifier(x).argmax(1)
-            # Probe against the model's own predictions: the checks ask whether attacks can move the model at all.
-            result = probe_batch(classifier, x, pred, space.low, space.high, norm=norm or "Linf")
-            if label_free:  # the embedding threats' own convergence probe
-                result.update(probe_embedding(classifier, x, space.low, space.high, norm=norm or "Linf"))
-            break
-        except torch.cuda.OutOfMemoryError:
-            if len(xs) == 1:
-                raise
-            torch.cuda.empty_cache()
-            xs = xs[: len(xs) // 2]
-    write_json_atomic(cache, result)
-    return result
 
 
 def _first_input(dataset) -> torch.Tensor | None:

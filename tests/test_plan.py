@@ -10,12 +10,14 @@ import torch
 from torch import nn
 
 from rlbind_bench.cli import main
+from rlbind_bench.modalities.base import InputSpace
 from rlbind_bench.plan.cost import count_flops
 from rlbind_bench.threats.autoattack import AutoAttackThreat
 from rlbind_bench.threats.base import AttackContext
-from rlbind_bench.threats.checks import probe_batch, probe_budget, probe_embedding
+from rlbind_bench.threats.checks import probe_budget
 from rlbind_bench.threats.corruption_threat import CorruptionThreat
 from rlbind_bench.threats.pgd import PGD
+from rlbind_bench.threats.probes import run_probes
 from rlbind_bench.threats.spec import AutoAttackSpec, CorruptionSpec, PGDSpec
 
 C = 5
@@ -114,11 +116,7 @@ def test_corruption_budget_is_one_forward():
 def test_probe_budget_equals_passes_made(label_free):
     x, _ = _batch(4)
     model = Counted(Robust())
-    with torch.no_grad():  # the runner's _diagnose: predictions first, probed against
-        pred = model(x).argmax(1)
-    probe_batch(model, x, pred, 0.0, 1.0)
-    if label_free:
-        probe_embedding(model, x, 0.0, 1.0)
+    run_probes(list(x), model, InputSpace("image", tuple(x.shape[1:]), 0.0, 1.0, ""), "cpu", "Linf", label_free)  # what the runner runs
     budget = probe_budget(label_free)
     assert (budget.forward, budget.backward) == (model.fwd / len(x), model.bwd / len(x))
 

@@ -66,6 +66,10 @@ def add_run(sub) -> None:
     p.add_argument("--cache-max-size", type=size, default=None, metavar="SIZE",
                    help="cap of the user cache, least recently used entries evicted first: e.g. 5G, 500M, 0 = no "
                         "cap (default: $RLBIND_CACHE_MAX_SIZE, else 5G; see `rlbind-bench cache info`)")
+    p.add_argument("--probe-samples", type=int, default=16, metavar="N",
+                   help="inputs the gradient-masking probes run on per dataset (default 16; results are reused "
+                        "across runs of the same model and data); 0 turns them off, and run.json then lists the "
+                        "checks not run")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--plan", action="store_true",
                    help="print the cost plan (passes, FLOPs, time per cell; docs/benchmarks.md) instead of running; "
@@ -116,7 +120,8 @@ def cmd_run(args) -> int:
                         logit_scale=args.logit_scale, templates=args.templates, threats=args.threats, eps=args.eps,
                         steps=args.steps, deterministic=args.deterministic, split=args.split,
                         workers=args.workers, precision=args.precision, compile=args.compile,
-                        allow_large_eps=args.allow_large_eps, subset=args.subset, transfer_from=args.transfer_from)
+                        allow_large_eps=args.allow_large_eps, subset=args.subset, transfer_from=args.transfer_from,
+                        probe_samples=args.probe_samples)
         out = base_out / slugify(name, fallback="model") if len(models) > 1 else base_out
         req = RunRequest(config=cfg, out=out, data_root=args.data_root, datasets_file=args.datasets_file,
                          attacks_dir=args.attacks_dir, dataset_dirs=dirs, dataset_paths=paths,

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from rlbind_bench import _compat
+from rlbind_bench.encoders.released_configs import LOGIT_SCALE_INIT, released_configs
 
 # A byte-level BPE vocabulary small enough to build here: 256 byte symbols, the same with the end-of-word
 # marker, a few merges, and the two CLIP specials last (CLIP pools the text at the highest token id).
@@ -79,6 +80,9 @@ TOWER_SIZES: dict[str, TowerSize] = {
     "vit-b": TowerSize(768, 12, 12, 3072, 16, 512, 512, 12, 8),
     "vit-l": TowerSize(1024, 24, 16, 4096, 14, 768, 768, 12, 12),
 }
+# Sizes built with LanguageBind's released configuration of each tower (encoders/released_configs.py), not the
+# demo-sized extras below.
+RELEASED_SIZES = frozenset({"vit-l"})
 
 # Modality-specific vision_config extras, as LanguageBind's own checkpoints carry them.
 _MODALITY_EXTRAS: dict[str, dict] = {
@@ -94,7 +98,9 @@ _MODALITY_EXTRAS: dict[str, dict] = {
 def build_languagebind_checkpoint(out_dir: str | Path, modality: str, size: str = "tiny", seed: int = 0,
                                   lora_r: int = 0, text_state: dict | None = None,
                                   **vision_overrides) -> Path:
-    """Create a random-init LanguageBind checkpoint for `modality` with languagebind's own classes.
+    """Create a random-init LanguageBind checkpoint for `modality` with languagebind's own classes. `vit-l`
+    takes every setting from LanguageBind's released tower for that modality (released_configs.RELEASED); the
+    other sizes use demo-sized inputs (_MODALITY_EXTRAS: 4 video frames, 64 mel bins).
 
     `text_state` (a text tower state dict) makes several modality checkpoints share one text tower, as
     LanguageBind's released checkpoints do.
@@ -103,23 +109,30 @@ def build_languagebind_checkpoint(out_dir: str | Path, modality: str, size: str 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab_size = write_clip_tokenizer(out)
-    dims = TOWER_SIZES[size]
-    extras = dict(_MODALITY_EXTRAS[modality])
-    extras.update(vision_overrides)
-    text_config = {
-        "vocab_size": vocab_size, "hidden_size": dims.text_hidden, "intermediate_size": dims.text_hidden * 4,
-        "num_hidden_layers": dims.text_layers, "num_attention_heads": dims.text_heads,
-        "max_position_embeddings": 77, "bos_token_id": vocab_size - 2, "eos_token_id": vocab_size - 1,
-        "pad_token_id": vocab_size - 1, "projection_dim": dims.projection,
-    }
-    vision_config = {
-        "hidden_size": dims.hidden, "intermediate_size": dims.mlp, "num_hidden_layers": dims.layers,
-        "num_attention_heads": dims.heads, "patch_size": dims.patch, "image_size": 224,
-        "projection_dim": dims.projection, "lora_r": lora_r, **extras,
-    }
+    if size in RELEASED_SIZES:
+        text_config, vision_config = released_configs(modality, vocab_size)
+        vision_config["lora_r"] = lora_r or vision_config.get("lora_r", 0)
+        vision_config.update(vision_overrides)
+        projection = vision_config["projection_dim"]
+    else:
+        dims = TOWER_SIZES[size]
+        text_config = {
+            "vocab_size": vocab_size, "hidden_size": dims.text_hidden, "intermediate_size": dims.text_hidden * 4,
+            "num_hidden_layers": dims.text_layers, "num_attention_heads": dims.text_heads,
+            "max_position_embeddings": 77, "projection_dim": dims.projection,
+        }
+        vision_config = {
+            "hidden_size": dims.hidden, "intermediate_size": dims.mlp, "num_hidden_layers": dims.layers,
+            "num_attention_heads": dims.heads, "patch_size": dims.patch, "image_size": 224,
+            "projection_dim": dims.projection, "lora_r": lora_r, **_MODALITY_EXTRAS[modality], **vision_overrides,
+        }
+        projection = dims.projection
+    # CLIP pools the text at the end-of-text token, the tokenizer's highest id.
+    text_config.update(bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1)
     config_cls = lb.config_dict[modality]
     model_cls = lb.model_dict[modality]
-    config = config_cls(text_config=text_config, vision_config=vision_config, projection_dim=dims.projection)
+    config = config_cls(text_config=text_config, vision_config=vision_config, projection_dim=projection,
+                        logit_scale_init_value=LOGIT_SCALE_INIT)
     torch.manual_seed(seed)
     model = model_cls(config).eval()
     if text_state is not None:

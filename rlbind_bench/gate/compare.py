@@ -319,6 +319,11 @@ def compare(results: Side, baseline: Side, tolerance_pts: float = 1.0, alpha: fl
     if not verify_config:
         lacking = [s.role for s in (results, baseline) if s.run is None]
         report.notes.append(f"no run.json for {' and '.join(lacking)}: attack configs not verified")
+    for side in (results, baseline):
+        not_run = (side.run or {}).get("checks_not_run") or []
+        if not_run:
+            report.notes.append(f"{side.role} ran without the gradient-masking probes (--probe-samples 0): "
+                                f"{', '.join(not_run)} not checked")
     r_sum, b_sum = _keyed(results.summary), _keyed(baseline.summary)
     r_smp = _keyed(results.samples) if paired else {}
     b_smp = _keyed(baseline.samples) if paired else {}

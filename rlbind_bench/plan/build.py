@@ -28,11 +28,11 @@ from rlbind_bench.runner import _check_request, _classifier, _frozen
 from rlbind_bench.suites import get_suite, resolve_threats
 from rlbind_bench.threats.base import AttackContext, AttackSetup, PassCount
 from rlbind_bench.threats.checks import probe_budget
+from rlbind_bench.threats.probes import probe_inputs, probe_key, shared_probe_file
 from rlbind_bench.threats.registry import build_plan
 
 PROBE_SAMPLES = 8  # samples the expected cost is measured on
 PROBE_MAX_PASSES = 200  # a cell costing more per sample is not run by the probe: its expected passes are scaled
-DIAGNOSE_SAMPLES = 16  # the runner's sanity probes run on up to this many samples per dataset (runner._diagnose)
 
 
 @dataclass
@@ -154,10 +154,8 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3)
         ctx = AttackContext(spec.modality, cfg.seed, ids, clean, space.low, space.high, index.num_classes, device)
         rows = [CellPlan(spec.name, spec.modality, "clean logits (shared)", n, PassCount(forward=1), (1.0, 0.0),
                          "at most")]
-        if adversarial:  # the sanity probes, once per dataset on up to 16 samples (runner._diagnose)
-            probes = probe_budget(label_free=any(a.label_free for a, _ in grid))
-            rows.append(CellPlan(spec.name, spec.modality, "sanity probes (checks.py)", min(DIAGNOSE_SAMPLES, n),
-                                 probes, (float(probes.forward), float(probes.backward)), "at most"))
+        if adversarial and cfg.probe_samples > 0:  # the sanity probes, once per dataset (threats/probes.py)
+            rows.append(_probe_row(spec, dataset, encoder, grid, cfg, device, space))
         for attack, cell in grid:
             budget = attack.pass_budget(cell, index.num_classes)
             expected, how = _expected(attack, cell, budget, (classifier, x, y), ctx, clean_ok)
@@ -168,6 +166,22 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3)
             r.expected_s = cost_seconds(r.expected, r.samples, cost)
         plan.cells += rows
     return plan
+
+
+def _probe_row(spec, dataset, encoder, grid, cfg, device, space) -> CellPlan:
+    """The probes' row: their budget on min(--probe-samples, n) inputs, or nothing when an earlier run of the same
+    model on the same inputs left its result in the user cache (the runner reads it instead)."""
+    label_free = any(a.label_free for a, _ in grid)
+    norm = next(c.norm for a, c in grid if a.adversarial)
+    ids, xs = probe_inputs(dataset, cfg.probe_samples)
+    key = probe_key(encoder.fingerprint(), ids, xs, norm=norm, label_free=label_free, precision=cfg.precision,
+                    device=device, space=space)
+    if shared_probe_file(spec.name, key).is_file():
+        return CellPlan(spec.name, spec.modality, "sanity probes (cached)", len(xs), PassCount(), (0.0, 0.0),
+                        "cached")
+    probes = probe_budget(label_free=label_free)
+    return CellPlan(spec.name, spec.modality, "sanity probes (threats/probes.py)", len(xs), probes,
+                    (float(probes.forward), float(probes.backward)), "at most")
 
 
 def _cell_label(attack, cell) -> str:

@@ -92,7 +92,7 @@ def probe_batch(model, x: torch.Tensor, y: torch.Tensor, low: float, high: float
 
 
 def probe_budget(label_free: bool, steps: int = 20) -> PassCount:
-    """Passes per probed sample of the runner's `_diagnose` (its clean forward, then `probe_batch`, and
+    """Passes per probed sample of threats/probes.diagnose (its clean forward, then `probe_batch`, and
     `probe_embedding` where `label_free`), at most: counted from the code above, each `pgd` one restart (its
     steps and a final forward) followed by an accuracy forward."""
     pgd_runs = (steps, *STEPS_CHECK)
