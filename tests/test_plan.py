@@ -162,3 +162,44 @@ def test_plan_writes_nothing_under_out(checkpoints, photo_dir, tmp_path, capsys)
     pgd = [c for c in data["cells"] if c["cell"].startswith("linf-pgd")]
     assert [(c["budget"]["forward"], c["budget"]["backward"]) for c in pgd] == [(1, 2)]
     assert "linf-pgd" in capsys.readouterr().out
+
+
+def _plan_for(checkpoints, photo_dir, tmp_path, name, *extra):
+    rc = main(["run", "--model", str(checkpoints["image"]), "--suite", "clean", "--threats", "linf-pgd",
+               "--steps", "3", "--eps", "4/255", "--modalities", "image", "--dataset-dir", f"image={photo_dir}",
+               "--out", str(tmp_path / "out"), "--plan-json", str(tmp_path / name), "--no-progress", *extra])
+    assert rc == 0
+    return json.loads((tmp_path / name).read_text())
+
+
+def test_plan_for_a_card_prices_passes_at_its_datasheet_peak(checkpoints, photo_dir, tmp_path, one_thread):
+    fp32 = _plan_for(checkpoints, photo_dir, tmp_path, "a.json", "--plan-for", "H100")
+    bf16 = _plan_for(checkpoints, photo_dir, tmp_path, "b.json", "--plan-for", "h100", "--precision", "bf16")
+    assert (fp32["peak_flops"], bf16["peak_flops"]) == (67e12, 989e12)  # NVIDIA's dense H100 SXM figures
+    for plan in (fp32, bf16):
+        t = plan["totals"]
+        assert t["compute_bound_s"] == pytest.approx(t["flops"] / plan["peak_flops"])
+        assert t["worst_case_s"] == pytest.approx(t["compute_bound_s"])  # at the peak: nothing else to wait for
+        assert 0 < t["expected_s"] <= t["worst_case_s"]
+        assert plan["target"] == "H100"
+        pgd = [c for c in plan["cells"] if c["cell"].startswith("linf-pgd")]
+        assert [c["expected_method"] for c in pgd] == ["scaled"]  # nothing probed for another card
+    assert fp32["totals"]["flops"] == bf16["totals"]["flops"]
+
+
+def test_plan_samples_prices_that_many_samples(checkpoints, photo_dir, tmp_path, one_thread):
+    small = _plan_for(checkpoints, photo_dir, tmp_path, "a.json", "--plan-for", "A100", "--plan-samples", "500")
+    large = _plan_for(checkpoints, photo_dir, tmp_path, "b.json", "--plan-for", "A100", "--plan-samples", "1000")
+    cells = [c for c in large["cells"] if "probes" not in c["cell"]]
+    assert {c["samples"] for c in cells} == {1000}
+    no_probes = [sum(c["flops"] for c in p["cells"] if "probes" not in c["cell"]) for p in (small, large)]
+    assert no_probes[1] == pytest.approx(2 * no_probes[0])
+
+
+def test_plan_for_unknown_card_is_one_line(checkpoints, photo_dir, tmp_path, capsys):
+    rc = main(["run", "--model", str(checkpoints["image"]), "--modalities", "image", "--dataset-dir",
+               f"image={photo_dir}", "--out", str(tmp_path / "o"), "--plan-for", "GTX 480", "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "GTX 480" in err
+    assert len(err.splitlines()) == 1

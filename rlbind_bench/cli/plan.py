@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rlbind_bench.cli.console import console
+from rlbind_bench.errors import UserError
 
 
 def _seconds(s: float | None) -> str:
@@ -13,14 +14,16 @@ def _seconds(s: float | None) -> str:
     return f"{s / 60:.3g} min" if s < 7200 else f"{s / 3600:.3g} h"
 
 
-def show_plan(req) -> dict:
+def show_plan(req, target: str | None = None, samples: int | None = None) -> dict:
     """Compute, print and return (as JSON data) the cost plan of one run request."""
     from rich.markup import escape
     from rich.table import Table
 
     from rlbind_bench.plan import plan_run
 
-    plan = plan_run(req)
+    if samples is not None and samples < 1:
+        raise UserError(f"--plan-samples must be >= 1, got {samples}")
+    plan = plan_run(req, target=target, samples=samples)
     table = Table(title=f"cost plan: {escape(plan.model)} on {escape(plan.device)} ({plan.precision})")
     for col in ("dataset", "cell", "samples", "fwd", "fwd+bwd", "expected fwd", "expected fwd+bwd", "GFLOP",
                 "worst", "expected"):
@@ -44,6 +47,10 @@ def show_plan(req) -> dict:
         f"unknown peak ({escape(plan.peak_source)})"
     out.print(f"passes per sample at most (fwd, fwd+bwd); * expected = at most x clean accuracy (not probed). "
               f"Peak {peak}.")
+    if plan.target:
+        out.print(f"priced at the {escape(plan.target)} datasheet peak, not measured: worst case = compute bound; "
+                  f"expected = expected passes at the bound (divide by the measured fraction of peak, "
+                  f"docs/benchmarks.md)")
     out.print(f"totals: {t['flops'] / 1e12:.3g} TFLOP; compute bound {_seconds(t['compute_bound_s'])}, "
               f"worst case {_seconds(t['worst_case_s'])}, expected {_seconds(t['expected_s'])}")
     return plan.to_dict()

@@ -76,6 +76,11 @@ def add_run(sub) -> None:
                         "writes nothing under --out")
     p.add_argument("--plan-json", type=Path, default=None, metavar="FILE",
                    help="with --plan (implied): also write the plan as JSON to FILE")
+    p.add_argument("--plan-for", default=None, metavar="CARD",
+                   help="with --plan (implied): price every pass at this card's datasheet peak (H100, H200, A100, "
+                        "L4, 'H100 PCIe') instead of timing passes here; nothing is probed")
+    p.add_argument("--plan-samples", type=int, default=None, metavar="N",
+                   help="with --plan (implied): price every dataset as if it had N samples")
     p.set_defaults(func=cmd_run)
 
 
@@ -127,8 +132,8 @@ def cmd_run(args) -> int:
                          attacks_dir=args.attacks_dir, dataset_dirs=dirs, dataset_paths=paths,
                          progress=not args.no_progress, corruption_cache=not args.no_corruption_cache,
                          cache_max_size=args.cache_max_size)
-        if args.plan or args.plan_json:
-            plans.append(show_plan(req))
+        if args.plan or args.plan_json or args.plan_for or args.plan_samples is not None:
+            plans.append(show_plan(req, target=args.plan_for, samples=args.plan_samples))
             continue
         outcome = run_evaluation(req)
         render_summary(outcome.summary, title=name)

@@ -21,8 +21,15 @@ from rlbind_bench.data.readers import InputSpaceDataset, index_dataset, index_na
 from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.modalities import get_handler
 from rlbind_bench.paths import default_data_root
-from rlbind_bench.plan.cost import PassCost, PassCounter, cost_flops, cost_seconds, measure_passes
-from rlbind_bench.plan.devices import device_peak
+from rlbind_bench.plan.cost import (
+    PassCost,
+    PassCounter,
+    bound_passes,
+    cost_flops,
+    cost_seconds,
+    measure_passes,
+)
+from rlbind_bench.plan.devices import datasheet_peak, device_peak
 from rlbind_bench.results.provenance import device_name, iso_time
 from rlbind_bench.runner import _check_request, _classifier, _frozen
 from rlbind_bench.suites import get_suite, resolve_threats
@@ -58,6 +65,8 @@ class CostPlan:
     peak_dtype: str
     peak_source: str
     created: str
+    target: str | None = None  # planned for this card at its datasheet peak, not measured here
+    samples_override: int | None = None  # every dataset priced as if it had this many samples
     cells: list[CellPlan] = field(default_factory=list)
     costs: dict[str, PassCost] = field(default_factory=dict)  # dataset -> its pass cost
     clean_accuracy: dict[str, float] = field(default_factory=dict)  # dataset -> on the probe samples
@@ -94,13 +103,13 @@ def _probe_inputs(dataset, k: int):
     return (torch.stack(xs), torch.tensor(ys), ids) if xs else (None, None, [])
 
 
-def _expected(attack, cell, budget: PassCount, probe, ctx: AttackContext, clean_ok: float):
+def _expected(attack, cell, budget: PassCount, inputs, ctx: AttackContext, clean_ok: float, probe: bool = True):
     """(expected passes per sample, how they were estimated)."""
     total = budget.forward + budget.backward + budget.source_forward + budget.source_backward
     if not attack.adversarial:
         return (float(budget.forward), float(budget.backward)), "at most"
-    if total <= PROBE_MAX_PASSES and not (budget.source_forward or budget.source_backward):
-        model, x, y = probe
+    if probe and total <= PROBE_MAX_PASSES and not (budget.source_forward or budget.source_backward):
+        model, x, y = inputs
         counter = PassCounter(model)
         attack.run(counter, x, y, cell, ctx)
         return counter.per_sample(len(x)), "probe"
@@ -108,8 +117,14 @@ def _expected(attack, cell, budget: PassCount, probe, ctx: AttackContext, clean_
     return (budget.forward * clean_ok, budget.backward * clean_ok), "scaled"
 
 
-def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3) -> CostPlan:
-    """The cost plan of `req`: resolves it as run_evaluation does, measures, runs no grid, writes nothing."""
+def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3, target: str | None = None,
+             samples: int | None = None) -> CostPlan:
+    """The cost plan of `req`: resolves it as run_evaluation does, measures, runs no grid, writes nothing.
+
+    `target` (a card of devices.PEAK_TFLOPS) plans for a device this machine does not have: FLOPs are counted
+    here, every pass is priced at the card's datasheet peak (so the worst case equals the compute bound and the
+    expected time is the expected passes at the bound), and no cell is probed (expected = at most x clean
+    accuracy). `samples` prices every dataset as if it had that many samples (sizing a run on data not here)."""
     cfg = _check_request(req.config)
     device = torch.device(cfg.device)
     threat_specs = resolve_threats(cfg, req.attacks_dir)
@@ -122,9 +137,11 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3)
     other_models = functools.cache(lambda name: (lambda e: (e, e.fingerprint()))(_frozen(load_encoder(name), device)))
     named_index = functools.cache(functools.partial(index_named, data_root=data_root, datasets_file=req.datasets_file,
                                                     dataset_paths=req.dataset_paths))
-    peak = device_peak(device, cfg.precision)
-    plan = CostPlan(cfg.model, device_name(device), cfg.precision, peak.flops, peak.dtype, peak.source,
-                    iso_time(time.time()))
+    peak = datasheet_peak(target, cfg.precision) if target else device_peak(device, cfg.precision)
+    if target:
+        target = peak.source.removeprefix("datasheet ")  # the table's spelling of the card
+    plan = CostPlan(cfg.model, target or device_name(device), cfg.precision, peak.flops, peak.dtype, peak.source,
+                    iso_time(time.time()), target, samples)
     workers = resolve_workers(cfg.workers, device)
     for spec in datasets:
         index = index_dataset(spec, data_root, n_samples)
@@ -140,12 +157,13 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3)
         if not grid or x is None:
             continue
         x, y = x.to(device), y.to(device)
-        n = len(index.samples)
+        n = samples if samples is not None else len(index.samples)
         adversarial = any(a.adversarial for a, _ in grid)
         batch_size = resolve_batch_size(cfg.batch_size, classifier, lambda x=x: x[0].cpu(), device, n_samples=n,
                                         needs_grad=adversarial, batch_dependent=any(a.batch_dependent for a, _ in grid),
                                         in_flight_batches=workers * 2 + 2)
-        cost = measure_passes(classifier, x, batch_size, device, reps)
+        cost = (bound_passes(classifier, x, batch_size, peak.flops) if target
+                else measure_passes(classifier, x, batch_size, device, reps))
         plan.costs[spec.name] = cost
         with torch.no_grad():
             clean = classifier(x).float()
@@ -155,10 +173,10 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3)
         rows = [CellPlan(spec.name, spec.modality, "clean logits (shared)", n, PassCount(forward=1), (1.0, 0.0),
                          "at most")]
         if adversarial and cfg.probe_samples > 0:  # the sanity probes, once per dataset (threats/probes.py)
-            rows.append(_probe_row(spec, dataset, encoder, grid, cfg, device, space))
+            rows.append(_probe_row(spec, dataset, encoder, grid, cfg, device, space, n, cached_ok=not target))
         for attack, cell in grid:
             budget = attack.pass_budget(cell, index.num_classes)
-            expected, how = _expected(attack, cell, budget, (classifier, x, y), ctx, clean_ok)
+            expected, how = _expected(attack, cell, budget, (classifier, x, y), ctx, clean_ok, probe=not target)
             rows.append(CellPlan(spec.name, spec.modality, _cell_label(attack, cell), n, budget, expected, how))
         for r in rows:
             r.flops = cost_flops(r.budget, r.samples, cost)
@@ -168,15 +186,15 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3)
     return plan
 
 
-def _probe_row(spec, dataset, encoder, grid, cfg, device, space) -> CellPlan:
+def _probe_row(spec, dataset, encoder, grid, cfg, device, space, n: int, cached_ok: bool) -> CellPlan:
     """The probes' row: their budget on min(--probe-samples, n) inputs, or nothing when an earlier run of the same
     model on the same inputs left its result in the user cache (the runner reads it instead)."""
     label_free = any(a.label_free for a, _ in grid)
     norm = next(c.norm for a, c in grid if a.adversarial)
-    ids, xs = probe_inputs(dataset, cfg.probe_samples)
-    key = probe_key(encoder.fingerprint(), ids, xs, norm=norm, label_free=label_free, precision=cfg.precision,
-                    device=device, space=space)
-    if shared_probe_file(spec.name, key).is_file():
+    ids, xs = probe_inputs(dataset, min(cfg.probe_samples, n))
+    if cached_ok and shared_probe_file(spec.name, probe_key(
+            encoder.fingerprint(), ids, xs, norm=norm, label_free=label_free, precision=cfg.precision,
+            device=device, space=space)).is_file():
         return CellPlan(spec.name, spec.modality, "sanity probes (cached)", len(xs), PassCount(), (0.0, 0.0),
                         "cached")
     probes = probe_budget(label_free=label_free)

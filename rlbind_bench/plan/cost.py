@@ -76,6 +76,13 @@ def measure_passes(model, x: torch.Tensor, batch_size: int, device: torch.device
                     median_seconds(lambda: _grad_pass(model, batch), device, reps), batch_size)
 
 
+def bound_passes(model, x: torch.Tensor, batch_size: int, peak_flops: float) -> PassCost:
+    """FLOPs on one sample of `x`, and the seconds per batch a device of `peak_flops` would need at its peak:
+    the cost of planning for a card this machine does not have (nothing is timed)."""
+    f_fwd, f_both = count_flops(model, x[:1])
+    return PassCost(f_fwd, f_both, f_fwd * batch_size / peak_flops, f_both * batch_size / peak_flops, batch_size)
+
+
 class PassCounter(torch.nn.Module):
     """`model` that counts the sample-passes made through it: rows of a forward with an input that requires a
     gradient are forward+backward passes, the others forwards (the embedding threats' `embed` likewise)."""

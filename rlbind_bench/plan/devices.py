@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rlbind_bench.errors import UserError
+
 # name fragment of torch.cuda.get_device_name -> dtype -> TFLOP/s, dense. Checked in order: the more specific
 # names first (an "H100 PCIe" is not an SXM card).
 PEAK_TFLOPS: list[tuple[str, dict[str, float]]] = [
@@ -51,6 +53,17 @@ def device_peak(device: torch.device, precision: str) -> Peak:
         if fragment in name:
             return Peak(peaks[dtype] * 1e12, dtype, f"datasheet {fragment}")
     return Peak(None, dtype, f"unknown {name}")
+
+
+def datasheet_peak(card: str, precision: str) -> Peak:
+    """The peak of a card named by the user (`run --plan-for H100`), for planning on a machine without it: bf16
+    under --precision bf16, else fp32 (torch's default keeps TF32 off for matmuls)."""
+    dtype = "bf16" if precision == "bf16" else "fp32"
+    for fragment, peaks in PEAK_TFLOPS:
+        if card.strip().lower() == fragment.lower():
+            return Peak(peaks[dtype] * 1e12, dtype, f"datasheet {fragment}")
+    known = ", ".join(f for f, _ in PEAK_TFLOPS)
+    raise UserError(f"--plan-for {card!r}: no datasheet peak for this card (known: {known})")
 
 
 def measured_matmul_flops(dtype: torch.dtype, n: int = 512, reps: int = 5) -> float:
