@@ -6,8 +6,9 @@ Each built dataset lists its split ids in ``splits/<split>.txt``; at the referen
 sample to another split, drops one or changes the seeding fails the build (and the tests) instead of
 silently changing what the benchmark measures. Other seeds are not pinned.
 
-After an intended change of the splits, rebuild both scales and rewrite the pins:
-``python -m rlbind_bench.data.demo.fixed_splits ROOT_FULL ROOT_TINY`` prints the new JSON.
+After an intended change of the splits, rebuild both scales (seed 0) and rewrite the pins with
+:func:`pins_of`: ``python -c 'import json, sys; from rlbind_bench.data.demo.fixed_splits import pins_of;
+print(json.dumps(pins_of(sys.argv[1:]), indent=1, sort_keys=True))' ROOT_FULL ROOT_TINY``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import functools
 import hashlib
 import json
 import logging
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -71,7 +71,8 @@ def check_fixed_splits(folder: Path, name: str, seed: int, scale: str) -> None:
                            "rlbind_bench/data/demo/fixed_splits.py)")
 
 
-def _main(roots: list[str]) -> None:
+def pins_of(roots: list[str]) -> dict:
+    """The pin file's content for the seed-0 datasets built under ``roots``."""
     out: dict = {"seed": PINNED_SEED, "datasets": {}}
     for root in map(Path, roots):
         for name in DATASETS:
@@ -80,8 +81,4 @@ def _main(roots: list[str]) -> None:
                 info = json.loads((folder / "build.json").read_text())
                 if info["seed"] == PINNED_SEED:
                     out["datasets"].setdefault(name, {})[info["scale"]] = split_digests(folder)
-    print(json.dumps(out, indent=1, sort_keys=True))
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])
+    return out
