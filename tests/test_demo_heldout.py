@@ -269,6 +269,12 @@ def test_install_script_upgrades_a_digits_only_cache(tmp_path):
     out = subprocess.run(["bash", str(script), str(cache)], check=True, capture_output=True, text=True,
                          timeout=600).stdout
     assert "unpacked" not in out
+    # a marker that lists fewer patterns than the script unpacks now: unpacked again, even with the files there
+    marker = cache / "asterisk-core-sounds-fr-wav" / sources.EXTRACTED_STAMP
+    marker.write_text("".join(x + "\n" for x in marker.read_text().splitlines() if "/letters/" not in x))
+    out = subprocess.run(["bash", str(script), str(cache)], check=True, capture_output=True, text=True,
+                         timeout=600).stdout
+    assert "asterisk-core-sounds-fr-wav: unpacked" in out
     # the builder reads the script's markers as its own: nothing is unpacked again, every letter is there
     stamps = {p: p.stat().st_mtime_ns for p in cache.glob(f"*/{sources.EXTRACTED_STAMP}")}
     found = db.ensure_sources(cache)

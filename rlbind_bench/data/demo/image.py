@@ -80,7 +80,10 @@ def allocated_glyphs(ctx: BuildContext, modality: str, counts: tuple[int, int, i
                      sources: tuple[GlyphSource, ...]) -> Iterator[Glyph]:
     """The glyphs of one modality's splits, each split from the source whose ranges name it."""
     for split, n in zip(SPLITS, counts, strict=True):
-        src = next(s for s in sources if (modality, split) in s.ranges)
+        owners = [s for s in sources if (modality, split) in s.ranges]
+        if len(owners) != 1:
+            raise ValueError(f"({modality}, {split}) is in the ranges of {len(owners)} sources, not 1")
+        src = owners[0]
         images, labels = src.load(ctx)
         for c, idxs in _allocate(labels, ctx.seed, src.name, src.ranges, (modality, split), n).items():
             for i in idxs:
