@@ -18,7 +18,7 @@ from rlbind_bench.data import demo as db
 from rlbind_bench.data.demo import audio, sources, video
 from rlbind_bench.errors import DatasetError
 
-SUFFIX = {db.IMAGE_DATASET: ".png", db.THERMAL_DATASET: ".png", db.AUDIO_DATASET: ".wav", db.VIDEO_DATASET: ".mp4"}
+SUFFIX = {"image": ".png", "thermal": ".png", "audio": ".wav", "video": ".mp4"}
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +55,15 @@ def test_layout_classes_manifest_splits(builds):
     assert set(summary["datasets"]) == set(db.DATASETS)
     for name in db.DATASETS:
         folder = root / name
-        assert (folder / "classes.txt").read_text().split() == list(db.CLASS_NAMES)
+        classes = db.DATASET_CLASSES[name]
+        assert (folder / "classes.txt").read_text().split() == list(classes)
         rows = _manifest(folder)
         assert list(rows[0]) == ["sample_id", "split", "label", "class_name", "source", "licence"]
         for r in rows:
             split, cls, _ = r["sample_id"].split("/")
             assert split == r["split"]
-            assert cls == r["class_name"] == db.CLASS_NAMES[int(r["label"])]
-            assert r["sample_id"].endswith(SUFFIX[name])
+            assert cls == r["class_name"] == classes[int(r["label"])]
+            assert r["sample_id"].endswith(SUFFIX[db.DATASET_MODALITIES[name]])
             assert (folder / r["sample_id"]).is_file()
             assert r["source"]
             assert r["licence"]
@@ -71,7 +72,7 @@ def test_layout_classes_manifest_splits(builds):
         for split in db.SPLITS:
             listed = (folder / "splits" / f"{split}.txt").read_text().split()
             assert listed == [r["sample_id"] for r in rows if r["split"] == split]
-            for label, cls in enumerate(db.CLASS_NAMES):
+            for label, cls in enumerate(classes):
                 n = sum(1 for r in rows if r["split"] == split and int(r["label"]) == label)
                 assert n > 0, f"{name}/{split}/{cls} is empty"
                 assert summary["datasets"][name]["counts"][split][cls] == n
@@ -203,10 +204,11 @@ def test_readers_index_the_demo_layout(builds):
     for name in db.DATASETS:
         spec = DatasetSpec(name=name, modality=db.DATASET_MODALITIES[name], path=name, split="test")
         index = index_dataset(spec, root)
-        assert index.classnames == list(db.CLASS_NAMES)  # from ROOT/<dataset>/classes.txt, digit order
+        classes = list(db.DATASET_CLASSES[name])
+        assert index.classnames == classes  # from ROOT/<dataset>/classes.txt, label order
         expected = sorted(r["sample_id"] for r in _manifest(root / name) if r["split"] == "test")
         assert sorted("test/" + s.sample_id for s in index.samples) == expected
-        assert all(s.label == db.CLASS_NAMES.index(s.sample_id.split("/")[0]) for s in index.samples)
+        assert all(s.label == classes.index(s.sample_id.split("/")[0]) for s in index.samples)
 
 
 def test_unknown_scale_and_missing_package_errors(tmp_path, monkeypatch):
@@ -228,10 +230,15 @@ def test_constants():
     assert db.THERMAL_DATASET.endswith("-sim")
     text = (Path(__file__).resolve().parents[1] / sources.INSTALL_SCRIPT).read_text()
     langs = text.split("LANGS=(", 1)[1].split(")", 1)[0].split()
-    assert set(db.DEBIAN_PACKAGES) >= {"festival", "festvox-ru", "asterisk-prompt-it-menardi-wav"}
+    assert set(db.DEBIAN_PACKAGES) >= {"festival", "festvox-ru", "asterisk-prompt-it-menardi-wav",
+                                       "dataset-fashion-mnist"}
     for pkg in db.DEBIAN_PACKAGES:
         if pkg.startswith("asterisk-core-sounds-"):
             assert 'asterisk-core-sounds-$lang-wav' in text, pkg
             assert pkg.split('-')[3] in langs, pkg
         else:
             assert pkg in text, pkg
+    # the script unpacks the members the builder expects, and its done-markers list the same patterns
+    for pkg, patterns in sources.DATA_PACKAGES.items():
+        for pattern in patterns:
+            assert pattern.replace(pkg, "$pkg") in text or pattern in text, (pkg, pattern)

@@ -33,10 +33,10 @@ def test_committed_fingerprints_survive_new_preprocess_fields():
 
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
-    from rlbind_bench.data.demo import prepare_demo
+    from rlbind_bench.data.demo import DIGITS_DATASETS, prepare_demo
 
     root = tmp_path_factory.mktemp("demo")
-    prepare_demo(root, scale="tiny")
+    prepare_demo(root, scale="tiny", datasets=DIGITS_DATASETS)  # the zoo's digits (the held-out sets: not here)
     return root
 
 
@@ -70,10 +70,10 @@ def test_recipes_reproduce_the_zoo_backbone(tmp_path):
 
 @pytest.fixture(scope="module")
 def full_demo(tmp_path_factory):
-    from rlbind_bench.data.demo import prepare_demo
+    from rlbind_bench.data.demo import DIGITS_DATASETS, prepare_demo
 
     root = tmp_path_factory.mktemp("demo-full")
-    prepare_demo(root)  # the real demo benchmark (about a minute here)
+    prepare_demo(root, datasets=DIGITS_DATASETS)  # the digits of the real demo benchmark (about a minute here)
     return root
 
 

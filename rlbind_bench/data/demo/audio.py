@@ -1,7 +1,7 @@
 """``demo-digits-audio``: spoken digits, 16 kHz mono 16-bit WAV, 1 s.
 
 Each clip is trimmed of silence (energy gate), centred, given 5 ms fades and peak-normalised to -1 dBFS
-(:func:`_to_clip`). Per class (``scale="full"``; ``"tiny"`` keeps a seeded subset of the TTS clips):
+(:func:`to_clip`). Per class (``scale="full"``; ``"tiny"`` keeps a seeded subset of the TTS clips):
 
 - train 277 TTS clips: espeak-ng English accents (en-us, en-gb, en-gb-scotland, en-gb-x-rp, en-029,
   en-gb-x-gbclan) x variants m1-m7, f1-f4, two seeded speed/pitch draws each (132); espeak-ng saying the
@@ -76,7 +76,7 @@ MULTI_VAL = (("es-419", "m8"), ("fr-be", "f5"))
 FLITE_VAL = (("kal", 0.9), ("kal", 1.15))
 
 
-def _to_clip(wave: np.ndarray, sr: int) -> np.ndarray:
+def to_clip(wave: np.ndarray, sr: int) -> np.ndarray:
     """Mono float wave -> 1 s int16 at 16 kHz: resampled, silence-trimmed, centred, faded, peak -1 dBFS."""
     wave = np.asarray(wave, dtype=np.float64)
     if sr != SAMPLE_RATE:
@@ -110,13 +110,13 @@ def _to_clip(wave: np.ndarray, sr: int) -> np.ndarray:
     return np.round(clip * 32767.0).clip(-32768, 32767).astype(np.int16)
 
 
-def _write_wav(path: Path, clip: np.ndarray) -> None:
+def write_wav(path: Path, clip: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), clip, SAMPLE_RATE, subtype="PCM_16", format="WAV")
 
 
 @dataclass(frozen=True)
-class _TTSJob:
+class TTSJob:
     split: str
     label: int
     engine: str  # espeak-ng | flite | festival
@@ -125,10 +125,12 @@ class _TTSJob:
     rate: float  # espeak words per minute, or flite / festival duration stretch
     pitch: int  # espeak pitch 0-99, flite mean F0 in Hz, 0 for festival (the voice's own)
     draw: int
+    text: str  # what the engine is given to say
+    class_name: str
 
     @property
     def sample_id(self) -> str:
-        cls = CLASS_NAMES[self.label]
+        cls = self.class_name
         if self.engine == "espeak-ng":
             name = f"espeak-{self.voice}+{self.variant}-{self.draw}-s{int(self.rate)}-p{self.pitch}"
         elif self.engine == "festival":
@@ -150,19 +152,21 @@ class _TTSJob:
         return {"espeak-ng": LICENCE_ESPEAK, "festival": LICENCE_FESTIVAL}.get(self.engine, LICENCE_FLITE)
 
 
-def _tts_jobs(seed: int, scale: Scale) -> list[_TTSJob]:
-    jobs: list[_TTSJob] = []
+def _tts_jobs(seed: int, scale: Scale) -> list[TTSJob]:
+    jobs: list[TTSJob] = []
     for c in range(10):
-        per_split: dict[str, list[_TTSJob]] = {"train": [], "val": []}
+        per_split: dict[str, list[TTSJob]] = {"train": [], "val": []}
 
         def espeak(split: str, voice: str, variant: str, draw: int, _c: int = c, _d=per_split) -> None:
             r = seeded_numpy_generator(seed, "espeak", split, voice, variant, draw, _c)
-            _d[split].append(_TTSJob(split, _c, "espeak-ng", voice, variant, int(r.integers(130, 211)),
-                                     int(r.integers(25, 81)), draw))
+            # The digit character makes espeak-ng say it in the voice's language ("siete", "sept", ...).
+            _d[split].append(TTSJob(split, _c, "espeak-ng", voice, variant, int(r.integers(130, 211)),
+                                     int(r.integers(25, 81)), draw, str(_c), CLASS_NAMES[_c]))
 
         def flite(split: str, voice: str, stretch: float, _c: int = c, _d=per_split) -> None:
             r = seeded_numpy_generator(seed, "flite", split, voice, stretch, _c)
-            _d[split].append(_TTSJob(split, _c, "flite", voice, "", stretch, int(r.integers(85, 180)), 0))
+            _d[split].append(TTSJob(split, _c, "flite", voice, "", stretch, int(r.integers(85, 180)), 0,
+                                     CLASS_NAMES[_c], CLASS_NAMES[_c]))
 
         for accent in EN_TRAIN_ACCENTS:
             for variant in EN_TRAIN_VARIANTS:
@@ -173,7 +177,9 @@ def _tts_jobs(seed: int, scale: Scale) -> list[_TTSJob]:
                 espeak("train", lang, variant, 0)
         for voice in FESTIVAL_VOICES:
             for stretch in FESTIVAL_TRAIN_STRETCH:
-                per_split["train"].append(_TTSJob("train", c, "festival", voice, "", stretch, 0, 0))
+                word = FESTIVAL_WORDS[FESTIVAL_VOICES[voice][1]][c]
+                per_split["train"].append(TTSJob("train", c, "festival", voice, "", stretch, 0, 0, word,
+                                                  CLASS_NAMES[c]))
         for voice in FLITE_TRAIN_VOICES:
             for stretch in FLITE_TRAIN_STRETCH:
                 flite("train", voice, stretch)
@@ -194,21 +200,21 @@ def _tts_jobs(seed: int, scale: Scale) -> list[_TTSJob]:
     return jobs
 
 
-def _synthesise(job: _TTSJob, tools: dict[str, Path], tmpdir: Path) -> np.ndarray:
+def synthesise(job: TTSJob, tools: dict[str, Path], tmpdir: Path) -> np.ndarray:
+    """One TTS clip, as :func:`to_clip` gives it."""
     wav = tmpdir / f"{hashlib.sha1(job.sample_id.encode()).hexdigest()}.wav"
     if job.engine == "espeak-ng":
-        # The digit character makes espeak-ng say it in the voice's language ("siete", "sept", ...).
         cmd = [str(tools["espeak-ng"]), "-v", f"{job.voice}+{job.variant}", "-s", str(int(job.rate)),
-               "-p", str(job.pitch), "-w", str(wav), str(job.label)]
+               "-p", str(job.pitch), "-w", str(wav), job.text]
         text = None
     elif job.engine == "festival":
         text2wave = Path(tools["festival"]).with_name("text2wave")
         cmd = [str(text2wave), "-eval", f"(voice_{job.voice})", "-eval",
                f"(Parameter.set 'Duration_Stretch {job.rate:g})", "-o", str(wav)]
-        text = FESTIVAL_WORDS[FESTIVAL_VOICES[job.voice][1]][job.label].encode()
+        text = job.text.encode()
     else:
         cmd = [str(tools["flite"]), "-voice", job.voice, "--setf", f"duration_stretch={job.rate:g}",
-               "--setf", f"int_f0_target_mean={job.pitch}", "-t", CLASS_NAMES[job.label], "-o", str(wav)]
+               "--setf", f"int_f0_target_mean={job.pitch}", "-t", job.text, "-o", str(wav)]
         text = None
     res = subprocess.run(cmd, input=text, capture_output=True, timeout=60)
     if res.returncode != 0 or not wav.is_file():
@@ -217,36 +223,39 @@ def _synthesise(job: _TTSJob, tools: dict[str, Path], tmpdir: Path) -> np.ndarra
     wav.unlink()
     if data.shape[0] == 0 or not np.abs(data).max() > 0:
         raise DatasetError(f"{job.engine} produced silence for {job.source}")
-    return _to_clip(data[:, 0], sr)
+    return to_clip(data[:, 0], sr)
 
 
-def build_audio(out: Path, ctx: BuildContext) -> list[Row]:
-    rows: list[Row] = []
-    jobs = _tts_jobs(ctx.seed, ctx.scale)
+def synthesise_all(out: Path, jobs: list[TTSJob], ctx: BuildContext) -> list[Row]:
+    """Synthesise ``jobs`` into ``out`` (``ctx.workers`` engines at a time); their manifest rows, in job order."""
     with tempfile.TemporaryDirectory(prefix="rlbind-tts-") as tmp:
-        def work(job: _TTSJob) -> Row:
-            _write_wav(out / job.sample_id, _synthesise(job, ctx.sources, Path(tmp)))
+        def work(job: TTSJob) -> Row:
+            write_wav(out / job.sample_id, synthesise(job, ctx.sources, Path(tmp)))
             return Row(job.sample_id, job.split, job.label, job.source, job.licence)
 
         with ThreadPoolExecutor(max_workers=ctx.workers) as pool:
-            rows += list(pool.map(work, jobs))
+            return list(pool.map(work, jobs))
+
+
+def build_audio(out: Path, ctx: BuildContext) -> list[Row]:
+    rows = synthesise_all(out, _tts_jobs(ctx.seed, ctx.scale), ctx)
     for lang, (pkg, voice, licence) in ASTERISK_VOICES.items():
         folder = ctx.sources[f"asterisk-{lang}"]
         for c in range(10):
             data, sr = sf.read(str(folder / f"{c}.wav"), dtype="float64", always_2d=True)
             sid = f"test/{CLASS_NAMES[c]}/asterisk-{lang}-{voice}.wav"
-            _write_wav(out / sid, _to_clip(data[:, 0], sr))
+            write_wav(out / sid, to_clip(data[:, 0], sr))
             rows.append(Row(sid, "test", c, f"{pkg}:usr/share/asterisk/sounds/{voice}/digits/{c}.wav", licence))
     for name, (pkg, rel, ext, licence) in HUMAN_VAL_VOICES.items():
         folder = ctx.sources[f"human-val-{name}"]
         for c in range(10):
             sid = f"val/{CLASS_NAMES[c]}/human-{name}.wav"
-            _write_wav(out / sid, _to_clip(*_read_speech(folder / f"{c}.{ext}")))
+            write_wav(out / sid, to_clip(*read_speech(folder / f"{c}.{ext}")))
             rows.append(Row(sid, "val", c, f"{pkg}:usr/share/asterisk/sounds/{rel}/{c}.{ext}", licence))
     return rows
 
 
-def _read_speech(path: Path) -> tuple[np.ndarray, int]:
+def read_speech(path: Path) -> tuple[np.ndarray, int]:
     """(mono float wave, sample rate) of a WAV, or of a raw GSM 06.10 file (.gsm, 8 kHz) decoded by PyAV."""
     if path.suffix == ".gsm":
         try:

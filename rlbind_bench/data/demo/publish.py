@@ -2,7 +2,7 @@
 
 Beside the samples (``<split>/<class>/<file>``), each dataset folder holds::
 
-    classes.txt             class names, index order (sorted folder names would not be digit order)
+    classes.txt             class names, index order (sorted folder names would not be label order)
     manifest.csv            sample_id, split, label, class_name, source, licence
     splits/<split>.txt      sample ids of one split (sample_id = path relative to the dataset folder)
     build.json              builder version, seed, scale, counts, tool versions
@@ -19,7 +19,8 @@ import csv
 import json
 from pathlib import Path
 
-from rlbind_bench.data.demo.spec import CLASS_NAMES, DATASET_MODALITIES, SPLITS, BuildContext, Row
+from rlbind_bench.data.demo.fixed_splits import splits_mismatch
+from rlbind_bench.data.demo.spec import DATASET_CLASSES, DATASET_MODALITIES, SPLITS, BuildContext, Row
 from rlbind_bench.errors import DatasetError
 from rlbind_bench.files import file_sha256
 
@@ -29,10 +30,10 @@ BUILDER_VERSION = 2
 BUILDER_NAME = "rlbind_bench.data.demo_builder"
 
 
-def _counts(rows: list[Row]) -> dict[str, dict[str, int]]:
-    counts = {split: dict.fromkeys(CLASS_NAMES, 0) for split in SPLITS}
+def _counts(rows: list[Row], classes: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    counts = {split: dict.fromkeys(classes, 0) for split in SPLITS}
     for r in rows:
-        counts[r.split][CLASS_NAMES[r.label]] += 1
+        counts[r.split][classes[r.label]] += 1
     return counts
 
 
@@ -40,17 +41,18 @@ def _counts(rows: list[Row]) -> dict[str, dict[str, int]]:
 def write_metadata(out: Path, name: str, rows: list[Row], ctx: BuildContext, *, description: str,
                    simulated: bool = False, tools: dict[str, str] | None = None) -> None:
     """Write classes.txt, manifest.csv, splits/, build.json and checksums.sha256 of the dataset in ``out``."""
+    classes = DATASET_CLASSES[name]
     order = {s: i for i, s in enumerate(SPLITS)}
     rows = sorted(rows, key=lambda r: (order[r.split], r.label, r.sample_id))
     ids = [r.sample_id for r in rows]
     if len(set(ids)) != len(ids):
         raise DatasetError(f"{name}: duplicate sample ids")
-    (out / "classes.txt").write_text("".join(c + "\n" for c in CLASS_NAMES))
+    (out / "classes.txt").write_text("".join(c + "\n" for c in classes))
     with open(out / "manifest.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["sample_id", "split", "label", "class_name", "source", "licence"])
         for r in rows:
-            w.writerow([r.sample_id, r.split, r.label, CLASS_NAMES[r.label], r.source, r.licence])
+            w.writerow([r.sample_id, r.split, r.label, classes[r.label], r.source, r.licence])
     (out / "splits").mkdir(exist_ok=True)
     for split in SPLITS:
         listing = "".join(r.sample_id + "\n" for r in rows if r.split == split)
@@ -58,7 +60,7 @@ def write_metadata(out: Path, name: str, rows: list[Row], ctx: BuildContext, *, 
     # Key order is part of the file's bytes (no sort_keys), hence json.dumps rather than write_json_atomic.
     info = {"dataset": name, "builder": BUILDER_NAME, "builder_version": BUILDER_VERSION, "seed": ctx.seed,
             "scale": ctx.scale_name, "modality": DATASET_MODALITIES[name], "simulated": simulated,
-            "description": description, "classes": list(CLASS_NAMES), "counts": _counts(rows),
+            "description": description, "classes": list(classes), "counts": _counts(rows, classes),
             "total": len(rows)}
     if tools is not None:
         info["tools"] = tools
@@ -68,8 +70,9 @@ def write_metadata(out: Path, name: str, rows: list[Row], ctx: BuildContext, *, 
 
 
 def verify_dataset(folder: Path, *, seed: int | None = None, scale: str | None = None) -> bool:
-    """True when ``folder`` is a complete demo dataset: checksums match, no file missing or extra, and its
-    build.json matches this builder version (and ``seed``/``scale`` when given)."""
+    """True when ``folder`` is a complete demo dataset: checksums match, no file missing or extra, its
+    build.json matches this builder version (and ``seed``/``scale`` when given), and its split ids are the
+    fixed ones (:mod:`.fixed_splits`)."""
     sums, info_path = folder / "checksums.sha256", folder / "build.json"
     if not sums.is_file() or not info_path.is_file():
         return False
@@ -91,6 +94,8 @@ def verify_dataset(folder: Path, *, seed: int | None = None, scale: str | None =
     present.discard("checksums.sha256")
     if present != set(listed):
         return False
+    if splits_mismatch(folder, folder.name, info.get("seed"), info.get("scale")):
+        return False  # built by a builder whose splits were not the fixed ones: rebuild
     return all(file_sha256(folder / rel) == digest for rel, digest in listed.items())
 
 

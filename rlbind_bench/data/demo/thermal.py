@@ -14,12 +14,13 @@ Gaussian noise (sigma 0.008-0.025); a camera-style automatic gain control (0.5-9
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from rlbind_bench.data.demo.image import digit_sources, grey_rgb, source_ref, write_png
+from rlbind_bench.data.demo.image import Glyph, digit_glyphs, grey_rgb, write_png
 from rlbind_bench.data.demo.spec import CLASS_NAMES, IMAGE_SIZE, BuildContext, Row
 from rlbind_bench.seeding import seeded_numpy_generator
 
@@ -44,13 +45,18 @@ def _render_thermal(d28: np.ndarray, rng: np.random.Generator, column_fpn: np.nd
     return np.round(frame.clip(0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def build_thermal(out: Path, ctx: BuildContext) -> list[Row]:
+def write_thermal_set(out: Path, ctx: BuildContext, glyphs: Iterable[Glyph], classes: tuple[str, ...]) -> list[Row]:
+    """A pseudo-thermal PNG of each glyph; one simulated sensor (column pattern) per seed."""
     fpn = seeded_numpy_generator(ctx.seed, "thermal", "column-fpn").normal(0.0, 0.012, IMAGE_SIZE)
     rows = []
-    for split, c, name, i, d28 in digit_sources(ctx, "thermal", ctx.scale.thermal):
-        sid = f"{split}/{CLASS_NAMES[c]}/{name}-{i:04d}.png"
-        grey = _render_thermal(d28, seeded_numpy_generator(ctx.seed, "thermal", name, i), fpn)
+    for g in glyphs:
+        sid = g.sample_id(classes, ".png")
+        grey = _render_thermal(g.pixels, seeded_numpy_generator(ctx.seed, "thermal", g.source.name, g.index), fpn)
         write_png(out / sid, grey_rgb(grey))
-        src, lic = source_ref(name, i)
-        rows.append(Row(sid, split, c, f"simulated-thermal({src})", lic))
+        src, lic = g.source.ref(g.index)
+        rows.append(Row(sid, g.split, g.label, f"simulated-thermal({src})", lic))
     return rows
+
+
+def build_thermal(out: Path, ctx: BuildContext) -> list[Row]:
+    return write_thermal_set(out, ctx, digit_glyphs(ctx, "thermal", ctx.scale.thermal), CLASS_NAMES)

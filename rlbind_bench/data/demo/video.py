@@ -12,12 +12,13 @@ keeps the glyph in frame; it is composited with a seeded colour that contrasts w
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from rlbind_bench.data.demo.image import digit_sources, source_ref
+from rlbind_bench.data.demo.image import Glyph, digit_glyphs
 from rlbind_bench.data.demo.spec import CLASS_NAMES, IMAGE_SIZE, BuildContext, Row
 from rlbind_bench.errors import DatasetError
 from rlbind_bench.seeding import seeded_numpy_generator
@@ -87,11 +88,16 @@ def _write_mp4(path: Path, frames: list[np.ndarray]) -> None:
         raise DatasetError(f"OpenCV wrote no video to {path}")
 
 
-def build_video(out: Path, ctx: BuildContext) -> list[Row]:
+def write_video_set(out: Path, ctx: BuildContext, glyphs: Iterable[Glyph], classes: tuple[str, ...]) -> list[Row]:
+    """An 8-frame clip of each glyph moving over a seeded background."""
     rows = []
-    for split, c, name, i, d28 in digit_sources(ctx, "video", ctx.scale.video):
-        sid = f"{split}/{CLASS_NAMES[c]}/{name}-{i:04d}.mp4"
-        _write_mp4(out / sid, _render_clip(d28, seeded_numpy_generator(ctx.seed, "video", name, i)))
-        src, lic = source_ref(name, i)
-        rows.append(Row(sid, split, c, f"rendered-motion({src})", lic))
+    for g in glyphs:
+        sid = g.sample_id(classes, ".mp4")
+        _write_mp4(out / sid, _render_clip(g.pixels, seeded_numpy_generator(ctx.seed, "video", g.source.name, g.index)))
+        src, lic = g.source.ref(g.index)
+        rows.append(Row(sid, g.split, g.label, f"rendered-motion({src})", lic))
     return rows
+
+
+def build_video(out: Path, ctx: BuildContext) -> list[Row]:
+    return write_video_set(out, ctx, digit_glyphs(ctx, "video", ctx.scale.video), CLASS_NAMES)
