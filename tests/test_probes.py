@@ -5,7 +5,6 @@ and says so in run.json, in `check`'s notes and in the plan."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -102,7 +101,7 @@ def test_negative_probe_samples_is_one_line(checkpoints, photo_dir, tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
-def test_plan_counts_probes_until_cached(checkpoints, photo_dir, tmp_path, fresh_cache, one_thread):
+def test_plan_runs_the_probes_once_for_the_run(checkpoints, photo_dir, tmp_path, fresh_cache, one_thread):
     args = ["run", "--model", str(checkpoints["image"]), "--suite", "clean", "--threats", "linf-pgd", "--steps",
             "2", "--modalities", "image", "--dataset-dir", f"image={photo_dir}", "--n-samples", "8",
             "--no-progress", "--out", str(tmp_path / "p")]
@@ -113,12 +112,12 @@ def test_plan_counts_probes_until_cached(checkpoints, photo_dir, tmp_path, fresh
         assert len(rows) == 1
         return rows[0]
 
-    before = probe_row("before.json")
-    assert before["samples"] == 8
-    assert before["budget"]["backward"] > 0
-    assert before["worst_s"] > 0
-    _run(checkpoints["image"], photo_dir, tmp_path / "a")
-    after = probe_row("after.json")
-    assert after["expected_method"] == "cached"
-    assert after["worst_s"] == 0
-    assert os.environ["RLBIND_CACHE_DIR"] == str(fresh_cache)
+    first = probe_row("first.json")
+    assert "run by this plan" in first["cell"]
+    assert first["samples"] == 8
+    assert first["worst_s"] > 0  # what they cost, shown
+    assert first["expected_s"] == 0  # ...but not again in the run
+    run = _run(checkpoints["image"], photo_dir, tmp_path / "a")
+    assert next(iter(run["checks"].values()))["cached"] is True
+    assert "already cached" in probe_row("second.json")["cell"]
+    assert len(list((fresh_cache / "probes").glob("*.json"))) == 1

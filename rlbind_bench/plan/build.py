@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -31,11 +33,12 @@ from rlbind_bench.plan.cost import (
 )
 from rlbind_bench.plan.devices import datasheet_peak, device_peak
 from rlbind_bench.results.provenance import device_name, iso_time
-from rlbind_bench.runner import _check_request, _classifier, _frozen
+from rlbind_bench.runner import _check_request, _classifier, _frozen, corruption_variants
 from rlbind_bench.suites import get_suite, resolve_threats
+from rlbind_bench.threats import corruptions
 from rlbind_bench.threats.base import AttackContext, AttackSetup, PassCount
 from rlbind_bench.threats.checks import probe_budget
-from rlbind_bench.threats.probes import probe_inputs, probe_key, shared_probe_file
+from rlbind_bench.threats.probes import diagnose
 from rlbind_bench.threats.registry import build_plan
 
 PROBE_SAMPLES = 8  # samples the expected cost is measured on
@@ -50,7 +53,10 @@ class CellPlan:
     samples: int
     budget: PassCount  # per sample, at most
     expected: tuple[float, float]  # (forward, forward+backward) per sample, expected
-    expected_method: str  # "probe": counted on the probe samples; "scaled": at most x clean accuracy; "at most"
+    expected_method: str  # "probe": counted on the probe samples; "scaled": at most x clean accuracy; "at most";
+    # "measured": a fixed cost timed by the plan (start-up, decoding, corruptions); "cached": paid already
+    expected_calls: tuple[float, float] | None = None  # model calls per batch on the probe (fwd, fwd+bwd)
+    seconds: float | None = None  # a measured fixed cost, not priced by passes
     flops: float = 0.0
     worst_s: float = 0.0
     expected_s: float = 0.0
@@ -104,17 +110,18 @@ def _probe_inputs(dataset, k: int):
 
 
 def _expected(attack, cell, budget: PassCount, inputs, ctx: AttackContext, clean_ok: float, probe: bool = True):
-    """(expected passes per sample, how they were estimated)."""
+    """(expected passes per sample, how they were estimated, model calls per batch or None)."""
     total = budget.forward + budget.backward + budget.source_forward + budget.source_backward
     if not attack.adversarial:
-        return (float(budget.forward), float(budget.backward)), "at most"
+        return (float(budget.forward), float(budget.backward)), "at most", (float(budget.forward),
+                                                                          float(budget.backward))
     if probe and total <= PROBE_MAX_PASSES and not (budget.source_forward or budget.source_backward):
         model, x, y = inputs
         counter = PassCounter(model)
         attack.run(counter, x, y, cell, ctx)
-        return counter.per_sample(len(x)), "probe"
+        return counter.per_sample(len(x)), "probe", counter.calls
     # Too long to run here (AutoAttack), or on another model: the attacks skip samples misclassified clean.
-    return (budget.forward * clean_ok, budget.backward * clean_ok), "scaled"
+    return (budget.forward * clean_ok, budget.backward * clean_ok), "scaled", None
 
 
 def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3, target: str | None = None,
@@ -127,11 +134,14 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3,
     accuracy). `samples` prices every dataset as if it had that many samples (sizing a run on data not here)."""
     cfg = _check_request(req.config)
     device = torch.device(cfg.device)
+    started = time.perf_counter()
     threat_specs = resolve_threats(cfg, req.attacks_dir)
     suite = get_suite(cfg.suite)
     n_samples = cfg.n_samples if cfg.n_samples is not None else suite.n_samples
     torch.manual_seed(cfg.seed)
     encoder = _frozen(req.encoder if req.encoder is not None else load_encoder(cfg.model), device)
+    fingerprint = encoder.fingerprint() if not target else ""  # the runner hashes the weights too
+    startup_s = time.perf_counter() - started
     datasets = resolve_datasets(req, encoder)
     data_root = req.data_root or default_data_root()
     other_models = functools.cache(lambda name: (lambda e: (e, e.fingerprint()))(_frozen(load_encoder(name), device)))
@@ -153,7 +163,9 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3,
         grid = build_plan(threat_specs, AttackSetup(spec.modality, space, hints, device, other_models,
                                                     classifier_for, encoder, index.classnames, named_index))
         dataset = InputSpaceDataset(index, encoder.preprocess_config(spec.modality), hints)
+        t0 = time.perf_counter()
         x, y, ids = _probe_inputs(dataset, probe_samples)
+        decode_s = (time.perf_counter() - t0) / max(1, len(ids))
         if not grid or x is None:
             continue
         x, y = x.to(device), y.to(device)
@@ -170,36 +182,67 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3,
         clean_ok = float((clean.argmax(1) == y).float().mean())
         plan.clean_accuracy[spec.name] = clean_ok
         ctx = AttackContext(spec.modality, cfg.seed, ids, clean, space.low, space.high, index.num_classes, device)
-        rows = [CellPlan(spec.name, spec.modality, "clean logits (shared)", n, PassCount(forward=1), (1.0, 0.0),
-                         "at most")]
+        rows = [] if plan.cells or target else [_fixed(spec, "start-up (model load, weight hash)", 1, startup_s)]
+        if not target:
+            rows.append(_fixed(spec, "input decoding", n, decode_s * n))
+            variants = corruption_variants(grid, cfg.seed)
+            if variants:
+                rows.append(_fixed(spec, f"corruptions made ({len(variants)} variants)", n,
+                                   n * _corruption_seconds(spec.modality, variants, x[0].cpu(), ids[0])))
+        rows.append(CellPlan(spec.name, spec.modality, "clean logits (shared)", n, PassCount(forward=1), (1.0, 0.0),
+                             "at most", (1.0, 0.0)))
         if adversarial and cfg.probe_samples > 0:  # the sanity probes, once per dataset (threats/probes.py)
-            rows.append(_probe_row(spec, dataset, encoder, grid, cfg, device, space, n, cached_ok=not target))
+            rows.append(_probe_row(spec, dataset, classifier, grid, cfg, device, space, n, fingerprint,
+                                   run_here=not target))
         for attack, cell in grid:
             budget = attack.pass_budget(cell, index.num_classes)
-            expected, how = _expected(attack, cell, budget, (classifier, x, y), ctx, clean_ok, probe=not target)
-            rows.append(CellPlan(spec.name, spec.modality, _cell_label(attack, cell), n, budget, expected, how))
+            expected, how, calls = _expected(attack, cell, budget, (classifier, x, y), ctx, clean_ok,
+                                             probe=not target)
+            rows.append(CellPlan(spec.name, spec.modality, _cell_label(attack, cell), n, budget, expected, how,
+                                 calls))
         for r in rows:
             r.flops = cost_flops(r.budget, r.samples, cost)
+            if r.seconds is not None:
+                r.worst_s = r.expected_s = r.seconds
+                continue
             r.worst_s = cost_seconds(r.budget, r.samples, cost)
-            r.expected_s = cost_seconds(r.expected, r.samples, cost)
+            r.expected_s = (0.0 if r.expected_method == "cached"
+                            else cost_seconds(r.expected, r.samples, cost, None if target else r.expected_calls))
         plan.cells += rows
     return plan
 
 
-def _probe_row(spec, dataset, encoder, grid, cfg, device, space, n: int, cached_ok: bool) -> CellPlan:
-    """The probes' row: their budget on min(--probe-samples, n) inputs, or nothing when an earlier run of the same
-    model on the same inputs left its result in the user cache (the runner reads it instead)."""
+def _fixed(spec, label: str, samples: int, seconds: float) -> CellPlan:
+    return CellPlan(spec.name, spec.modality, label, samples, PassCount(), (0.0, 0.0), "measured", seconds=seconds)
+
+
+def _corruption_seconds(modality: str, variants, x: torch.Tensor, sample_id: str) -> float:
+    """Seconds to make every variant of one sample (the runner makes them per sample, in the loader)."""
+    t0 = time.perf_counter()
+    for v in variants:
+        corruptions.corrupt(modality, v.name, v.severity, x, seed=v.seed, sample_id=sample_id)
+    return time.perf_counter() - t0
+
+
+def _probe_row(spec, dataset, classifier, grid, cfg, device, space, n: int, fingerprint: str,
+               run_here: bool) -> CellPlan:
+    """The probes' row. Planning on this device, the plan runs them itself (their result goes to the user cache,
+    where the run finds it: nothing left for the run, and the plan's own time shows what they cost); for another
+    card their budget on min(--probe-samples, n) inputs is priced."""
     label_free = any(a.label_free for a, _ in grid)
     norm = next(c.norm for a, c in grid if a.adversarial)
-    ids, xs = probe_inputs(dataset, min(cfg.probe_samples, n))
-    if cached_ok and shared_probe_file(spec.name, probe_key(
-            encoder.fingerprint(), ids, xs, norm=norm, label_free=label_free, precision=cfg.precision,
-            device=device, space=space)).is_file():
-        return CellPlan(spec.name, spec.modality, "sanity probes (cached)", len(xs), PassCount(), (0.0, 0.0),
-                        "cached")
     probes = probe_budget(label_free=label_free)
-    return CellPlan(spec.name, spec.modality, "sanity probes (threats/probes.py)", len(xs), probes,
-                    (float(probes.forward), float(probes.backward)), "at most")
+    k = min(cfg.probe_samples, n)
+    if not run_here:
+        return CellPlan(spec.name, spec.modality, "sanity probes (threats/probes.py)", k, probes,
+                        (float(probes.forward), float(probes.backward)), "at most")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = diagnose(dataset, classifier, space, device, resume_file=Path(tmp) / "probes.json",
+                          fingerprint=fingerprint, norm=norm, label_free=label_free, samples=k,
+                          precision=cfg.precision)
+    how = "already cached" if result.get("cached") else "run by this plan"
+    return CellPlan(spec.name, spec.modality, f"sanity probes ({how}; cached for the run)", result.get("n", k),
+                    probes, (0.0, 0.0), "cached")
 
 
 def _cell_label(attack, cell) -> str:

@@ -1,0 +1,85 @@
+"""How close `run --plan`'s expected time comes to the measured run: the plan, then the same command for real,
+each in its own process, on a fresh user cache per case (so neither side finds the other's corruptions or
+probes; the plan's text embeddings are reused by the run, as they would be for a user).
+
+    .venv/bin/python benchmarks/plan_accuracy.py [--cases quick,full-reduced] [--append docs/benchmarks.md]
+
+Error = (plan expected - measured) / measured, against the run's wall time as a user sees it (the whole
+process) and against run.json `seconds` (the evaluation alone, after start-up and model load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _report  # benchmarks/_report.py
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CASES = {
+    "quick": ("quick suite, demo/rlbind, 4 modalities (the README's demo command)",
+              ["--model", "demo/rlbind", "--suite", "quick"]),
+    "full-reduced": ("full suite, demo/rlbind, 4 modalities, 3 samples per dataset",
+                     ["--model", "demo/rlbind", "--suite", "full", "--n-samples", "3"]),
+    "pgd-image": ("L-inf PGD-10 at 1, 2, 4/255 on demo/rlbind's image tower, 64 samples",
+                  ["--model", "demo/rlbind", "--modalities", "image", "--threats", "linf-pgd", "--n-samples", "64"]),
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--append", type=Path, default=None)
+    args = ap.parse_args()
+
+    import torch
+
+    from rlbind_bench.plan.measure import run_measured
+
+    rows = []
+    for name in args.cases.split(","):
+        label, argv = CASES[name]
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "RLBIND_CACHE_DIR": str(Path(tmp) / "cache")}
+            plan_file = Path(tmp) / "plan.json"
+            common = ["run", *argv, "--no-progress", "--out", str(Path(tmp) / "out")]
+            plan = run_measured([*common, "--plan-json", str(plan_file)], env=env)
+            if plan.returncode != 0:
+                print(plan.output, file=sys.stderr)
+                return 1
+            totals = json.loads(plan_file.read_text())["totals"]
+            run = run_measured(common, env=env)
+            if run.returncode != 0:
+                print(run.output, file=sys.stderr)
+                return 1
+            in_run = json.loads((Path(tmp) / "out" / "run.json").read_text())["seconds"]
+        expected = totals["expected_s"]
+        rows.append(f"| {label} | {plan.seconds:.0f} s | {totals['compute_bound_s']:.0f} s | "
+                    f"{totals['worst_case_s']:.0f} s | {expected:.0f} s | {run.seconds:.0f} s | "
+                    f"{(expected - run.seconds) / run.seconds:+.0%} | {in_run:.0f} s | "
+                    f"{(expected - in_run) / in_run:+.0%} |")
+        print(rows[-1], flush=True)
+    text = "\n".join([
+        f"## Plan against measured runs ({time.strftime('%Y-%m-%d')}, commit {_report.commit()})",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}. "
+        "`benchmarks/plan_accuracy.py`: `run ... --plan-json`, then the same command, each its own process, a "
+        "fresh user cache per case. Bound, worst case and expected are the plan's totals; wall = the run's whole "
+        "process; in run = run.json `seconds`.",
+        "",
+        "| case | plan took | bound | worst case | expected | run wall | error vs wall | in run | error vs in run |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows])
+    _report.emit(text, args.append)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
