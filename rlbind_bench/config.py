@@ -206,6 +206,7 @@ class RunConfig:
     compile: bool = False  # torch.compile the zero-shot classifier
     allow_large_eps: bool = False  # run eps budgets that cover the input box (refused otherwise)
     transfer_from: str | None = None  # the source model of transfer threats (their spec's `source`)
+    autoattack_subset: int | None = None  # AutoAttack cells on this many samples per dataset (threats/subset.py)
     probe_samples: int = 16  # inputs the gradient-masking probes run on per dataset; 0: off (threats/probes.py)
 
 

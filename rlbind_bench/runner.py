@@ -56,6 +56,7 @@ from rlbind_bench.threats.corruptions.cache import (
 )
 from rlbind_bench.threats.probes import PROBE_CHECKS, diagnose
 from rlbind_bench.threats.registry import build_plan, check_eps_budget
+from rlbind_bench.threats.subset import fixed_subset, narrow_context, subset_config
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
 SHARD_SIZE = 256
@@ -66,7 +67,7 @@ NOT_NUMERIC = ("batch_size", "device", "deterministic", "workers", "allow_large_
 # when set, so runs made before the options existed keep their hashes.
 NUMERIC_OPTIONS = {"precision": "fp32", "compile": False}
 # Options that choose which samples run (not what a sample's row says): in run_id only when set, for the same reason.
-SELECTION_OPTIONS = {"subset": None}
+SELECTION_OPTIONS = {"subset": None, "autoattack_subset": None}
 # Options that set a threat's spec (hashed with the spec): in run_id only when set, for the same reason.
 THREAT_OPTIONS = {"transfer_from": None}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -104,6 +105,7 @@ class DatasetGrid:
     run_id: str
     device: torch.device
     cache: object = None  # the corruption cache the loader's workers filled, or None
+    subset: frozenset | None = None  # --autoattack-subset: the sample ids the on_fixed_subset cells run on
     fits: list[int] = field(default_factory=list)  # the largest batch known to fit (lowered by OOM)
 
 
@@ -113,6 +115,8 @@ def _check_request(cfg: RunConfig) -> RunConfig:
         raise ConfigError("--n-samples must be >= 1")
     if cfg.probe_samples < 0:
         raise ConfigError(f"--probe-samples must be >= 0 (0 turns the probes off), got {cfg.probe_samples}")
+    if cfg.autoattack_subset is not None and cfg.autoattack_subset < 1:
+        raise ConfigError(f"--autoattack-subset must be >= 1, got {cfg.autoattack_subset}")
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     device = torch.device(cfg.device)
@@ -188,7 +192,10 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             base_cfg = {"fingerprint": fingerprint, "dataset": spec.name,
                         "templates": spec.template_list(), "classes": index.prompts, "logit_scale": cfg.logit_scale,
                         "space": dataclasses.asdict(space), "seed": cfg.seed, **numeric_options}
-            configs = {c.key: a.cell_config(c, index.num_classes) for a, c in plan}
+            narrowed = cfg.autoattack_subset is not None
+            configs = {c.key: {**a.cell_config(c, index.num_classes),
+                               **(subset_config(cfg.autoattack_subset) if narrowed and a.on_fixed_subset else {})}
+                       for a, c in plan}
             hashes = {key: config_hash({**base_cfg, **config}) for key, config in configs.items()}
             cell_catalogue += [{"dataset": spec.name, "modality": spec.modality, "cell": c.key,
                                 "config_hash": hashes[c.key], "config": configs[c.key]} for _, c in plan]
@@ -228,7 +235,9 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                     continue
                 pending.append((part, range(lo, hi)))
             grid = DatasetGrid(spec, index.samples, classifier, plan, hashes, space, cfg, run_id, device,
-                               cache=cache, fits=[batch_size])
+                               cache=cache, fits=[batch_size],
+                               subset=fixed_subset([s.sample_id for s in index.samples], cfg.autoattack_subset)
+                               if narrowed else None)
             prefetching = CorruptingDataset(dataset, variants, cache, in_memory=in_memory)
             for part, rows, bad in _run_shards(prefetching, pending, grid, workers, progress, task, batch_size):
                 # The sidecars first: a part without them would lose the skip list and which rank wrote it.
@@ -349,17 +358,26 @@ def evaluate_batch(grid: DatasetGrid, x, idx: list[int], refs) -> list[dict]:
                         grid.classifier.num_classes, grid.device, corrupted)
     rows = []
     for attack, cell in grid.plan:
-        res = attack.run(grid.classifier, x, yd, cell, ctx)
-        for j in range(len(idx)):
-            valid, pred = bool(res.valid[j]), int(res.pred[j])
+        keep = list(range(len(idx)))
+        if grid.subset is not None and attack.on_fixed_subset:
+            keep = [j for j in keep if ids[j] in grid.subset]
+        if not keep:
+            continue
+        if len(keep) == len(idx):
+            res = attack.run(grid.classifier, x, yd, cell, ctx)
+        else:
+            sel = torch.tensor(keep, device=x.device)
+            res = attack.run(grid.classifier, x[sel], yd[sel], cell, narrow_context(ctx, keep))
+        for r, j in enumerate(keep):
+            valid, pred = bool(res.valid[r]), int(res.pred[r])
             rows.append({
                 "run_id": grid.run_id, "model": cfg.model, "modality": spec.modality, "dataset": spec.name,
                 "sample_id": ids[j], "label": int(y[j]), "threat": cell.label, "attack": attack.name,
                 "adversarial": attack.adversarial, "norm": cell.norm, "eps": cell.eps, "severity": cell.severity,
                 "config_hash": grid.hashes[cell.key], "clean_pred": int(clean_pred[j]), "pred": pred,
-                "correct": valid and pred == int(y[j]), "seed": cfg.seed, "attacked": bool(res.attacked[j]),
-                "broken_by": res.broken_by[j], "perturbation_norm": float(res.perturbation_norm[j]),
-                "margin": float(res.margin[j]), "valid": valid, **res.embedding_columns(j),
+                "correct": valid and pred == int(y[j]), "seed": cfg.seed, "attacked": bool(res.attacked[r]),
+                "broken_by": res.broken_by[r], "perturbation_norm": float(res.perturbation_norm[r]),
+                "margin": float(res.margin[r]), "valid": valid, **res.embedding_columns(r),
                 "source_model": attack.source_model,
-                "eps_input": cell.eps if res.budget is None else float(res.budget[j])})
+                "eps_input": cell.eps if res.budget is None else float(res.budget[r])})
     return rows

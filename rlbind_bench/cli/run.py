@@ -66,6 +66,9 @@ def add_run(sub) -> None:
     p.add_argument("--cache-max-size", type=size, default=None, metavar="SIZE",
                    help="cap of the user cache, least recently used entries evicted first: e.g. 5G, 500M, 0 = no "
                         "cap (default: $RLBIND_CACHE_MAX_SIZE, else 5G; see `rlbind-bench cache info`)")
+    p.add_argument("--autoattack-subset", type=int, default=None, metavar="N",
+                   help="run the AutoAttack cells on a fixed subset of N samples per dataset (the N sample ids with "
+                        "the smallest sha256; every other cell keeps every sample); in run_id and their config_hash")
     p.add_argument("--probe-samples", type=int, default=16, metavar="N",
                    help="inputs the gradient-masking probes run on per dataset (default 16; results are reused "
                         "across runs of the same model and data); 0 turns them off, and run.json then lists the "
@@ -126,7 +129,7 @@ def cmd_run(args) -> int:
                         steps=args.steps, deterministic=args.deterministic, split=args.split,
                         workers=args.workers, precision=args.precision, compile=args.compile,
                         allow_large_eps=args.allow_large_eps, subset=args.subset, transfer_from=args.transfer_from,
-                        probe_samples=args.probe_samples)
+                        probe_samples=args.probe_samples, autoattack_subset=args.autoattack_subset)
         out = base_out / slugify(name, fallback="model") if len(models) > 1 else base_out
         req = RunRequest(config=cfg, out=out, data_root=args.data_root, datasets_file=args.datasets_file,
                          attacks_dir=args.attacks_dir, dataset_dirs=dirs, dataset_paths=paths,

@@ -198,8 +198,9 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3,
             budget = attack.pass_budget(cell, index.num_classes)
             expected, how, calls = _expected(attack, cell, budget, (classifier, x, y), ctx, clean_ok,
                                              probe=not target)
-            rows.append(CellPlan(spec.name, spec.modality, _cell_label(attack, cell), n, budget, expected, how,
-                                 calls))
+            narrowed = attack.on_fixed_subset and cfg.autoattack_subset is not None
+            rows.append(CellPlan(spec.name, spec.modality, _cell_label(attack, cell),
+                                 min(n, cfg.autoattack_subset) if narrowed else n, budget, expected, how, calls))
         for r in rows:
             r.flops = cost_flops(r.budget, r.samples, cost)
             if r.seconds is not None:

@@ -152,6 +152,7 @@ class AutoAttackThreat(Attack):
     spec_type = AutoAttackSpec
     adversarial = True
     batch_dependent = True  # the reference draws its randomness per call
+    on_fixed_subset = True  # thousands of passes per sample: --autoattack-subset narrows it
 
     def cells(self, modality: str) -> list[Cell]:
         return [Cell(self.spec.name, norm=self.spec.norm, eps=float(e)) for e in self.spec.eps]

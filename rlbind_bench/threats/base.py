@@ -170,6 +170,8 @@ class Attack(ABC):
     # attack's success (robust_above_clean) do not apply; `measure` says what does.
     label_free: ClassVar[bool] = False
     measure: ClassVar[Measure] = Measure("accuracy")
+    # Run only on the fixed subset of `run --autoattack-subset N` when one is set (threats/subset.py).
+    on_fixed_subset: ClassVar[bool] = False
 
     def __init__(self, spec: ThreatSpec):
         if not isinstance(spec, self.spec_type):
