@@ -52,6 +52,20 @@ def photo_dir(tmp_path_factory) -> Path:
     return prepare_photos(tmp_path_factory.mktemp("photos"))
 
 
+@pytest.fixture(scope="session")
+def sources_cache() -> Path:
+    """The demo builder's Debian sources, fetched once (scripts/install-demo-sources.sh's cache)."""
+    from rlbind_bench.data import demo as db
+    from rlbind_bench.errors import DatasetError
+
+    cache = db.default_sources_cache()
+    try:
+        db.ensure_sources(cache)
+    except DatasetError as exc:
+        pytest.skip(f"demo sources unavailable: {exc}")
+    return cache
+
+
 def find_asterisk_digits() -> Path | None:
     for base in ASTERISK_DIRS:
         if base.is_dir():

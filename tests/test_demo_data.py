@@ -22,16 +22,6 @@ SUFFIX = {"image": ".png", "thermal": ".png", "audio": ".wav", "video": ".mp4"}
 
 
 @pytest.fixture(scope="module")
-def sources_cache() -> Path:
-    cache = db.default_sources_cache()
-    try:
-        db.ensure_sources(cache)
-    except DatasetError as exc:
-        pytest.skip(f"demo sources unavailable: {exc}")
-    return cache
-
-
-@pytest.fixture(scope="module")
 def builds(tmp_path_factory, sources_cache):
     """Two independent tiny builds (same seed) and the first one's summary."""
     root_a = tmp_path_factory.mktemp("demo_a")

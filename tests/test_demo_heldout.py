@@ -26,16 +26,6 @@ FASHION = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
 
 
 @pytest.fixture(scope="module")
-def sources_cache() -> Path:
-    cache = db.default_sources_cache()
-    try:
-        db.ensure_sources(cache)
-    except DatasetError as exc:
-        pytest.skip(f"demo sources unavailable: {exc}")
-    return cache
-
-
-@pytest.fixture(scope="module")
 def tiny(tmp_path_factory, sources_cache) -> Path:
     root = tmp_path_factory.mktemp("heldout")
     db.prepare_demo(root, scale="tiny", sources_cache=sources_cache, datasets=HELDOUT)
