@@ -203,3 +203,35 @@ def test_plan_for_unknown_card_is_one_line(checkpoints, photo_dir, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert "GTX 480" in err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("version", ["standard", "custom"])
+def test_autoattack_stages_sum_to_its_budget(version):
+    spec = AutoAttackSpec(name="aa", attack="autoattack", eps=(4 / 255,), version=version,
+                          attacks_to_run=("apgd-ce", "apgd-t") if version == "custom" else (), n_target_classes=3)
+    attack = AutoAttackThreat(spec)
+    cell = attack.cells("image")[0]
+    stages = attack.stage_budgets(cell, 10)
+    assert len(stages) == (2 if version == "custom" else 4)  # one per sub-attack
+    total = stages[0]
+    for s in stages[1:]:
+        total = total + s
+    assert total == attack.pass_budget(cell, 10)
+    assert stages[-1].forward > stages[-1].backward if version == "standard" else True  # Square: queries only
+
+
+def test_plan_prices_later_autoattack_stages_on_the_short_attacks_survivors(checkpoints, photo_dir, tmp_path,
+                                                                           one_thread):
+    plan = _plan_for(checkpoints, photo_dir, tmp_path, "aa.json", "--threats", "autoattack-custom", "--steps", "60")
+    aa = [c for c in plan["cells"] if c["cell"].startswith("autoattack")]
+    clean_ok = plan["clean_accuracy"][aa[0]["dataset"]]
+    for c in aa:
+        assert c["expected_method"] == "scaled"
+        stage0 = AutoAttackThreat(AutoAttackSpec(name="aa", attack="autoattack", eps=(4 / 255,), version="custom",
+                                                 attacks_to_run=("apgd-ce", "apgd-t"), n_target_classes=9,
+                                                 steps=60))
+        first = stage0.stage_budgets(stage0.cells("image")[0], 4)[0]
+        # at least the first sub-attack on every clean-correct sample, at most everything on them
+        assert first.backward * clean_ok - 1e-9 <= c["expected"][1] <= c["budget"]["backward"] * clean_ok + 1e-9
+        # PGD-20 at 4/255 breaks this random tower's samples: the later sub-attacks are priced on (almost) none
+        assert c["expected"][1] < 0.5 * c["budget"]["backward"] * clean_ok

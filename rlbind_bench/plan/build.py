@@ -38,6 +38,7 @@ from rlbind_bench.suites import get_suite, resolve_threats
 from rlbind_bench.threats import corruptions
 from rlbind_bench.threats.base import AttackContext, AttackSetup, PassCount
 from rlbind_bench.threats.checks import probe_budget
+from rlbind_bench.threats.pgd import default_step_size, pgd
 from rlbind_bench.threats.probes import diagnose
 from rlbind_bench.threats.registry import build_plan
 
@@ -109,7 +110,8 @@ def _probe_inputs(dataset, k: int):
     return (torch.stack(xs), torch.tensor(ys), ids) if xs else (None, None, [])
 
 
-def _expected(attack, cell, budget: PassCount, inputs, ctx: AttackContext, clean_ok: float, probe: bool = True):
+def _expected(attack, cell, budget: PassCount, inputs, ctx: AttackContext, clean_ok: float, probe: bool = True,
+              survivors=None, batch: int = 1, num_classes: int = 2):
     """(expected passes per sample, how they were estimated, model calls per batch or None)."""
     total = budget.forward + budget.backward + budget.source_forward + budget.source_backward
     if not attack.adversarial:
@@ -120,8 +122,36 @@ def _expected(attack, cell, budget: PassCount, inputs, ctx: AttackContext, clean
         counter = PassCounter(model)
         attack.run(counter, x, y, cell, ctx)
         return counter.per_sample(len(x)), "probe", counter.calls
-    # Too long to run here (AutoAttack), or on another model: the attacks skip samples misclassified clean.
-    return (budget.forward * clean_ok, budget.backward * clean_ok), "scaled", None
+    # Too long to run here (AutoAttack), or on another model: the attacks skip samples misclassified clean, and
+    # each later stage (sub-attack) runs on the samples still robust, estimated by a short PGD.
+    stages = attack.stage_budgets(cell, num_classes)
+    robust = survivors(cell) if survivors is not None and len(stages) > 1 and not attack.eps_unit else clean_ok
+    fwd = bwd = calls_f = calls_b = 0.0
+    for k, stage in enumerate(stages):
+        share = clean_ok if k == 0 else robust
+        busy = 1.0 - (1.0 - share) ** batch  # a batch makes the stage's calls if any of its samples is left
+        f, b = stage.forward + stage.source_forward, stage.backward + stage.source_backward
+        fwd, bwd, calls_f, calls_b = fwd + f * share, bwd + b * share, calls_f + f * busy, calls_b + b * busy
+    return (fwd, bwd), "scaled", (calls_f, calls_b)
+
+
+def _short_attack_survivors(model, x, y, clean_ok_mask, space, seed: int):
+    """cell -> the fraction of the probe samples a PGD-20 at the cell's norm and eps leaves correct (cached per
+    norm and eps): the share of samples AutoAttack's later sub-attacks still run on (APGD-CE, its first, is
+    at least as strong, so this over-counts them, never under-counts)."""
+    found: dict[tuple, float] = {}
+
+    def survivors(cell) -> float:
+        key = (cell.norm, cell.eps)
+        if key not in found:
+            ids = [str(i) for i in range(len(x))]
+            _, broken = pgd(model, x, y, eps=cell.eps, norm=cell.norm, steps=20,
+                            step_size=default_step_size(cell.eps, 20), low=space.low, high=space.high, ids=ids,
+                            seed=seed, salt="plan-survivors")
+            found[key] = float((clean_ok_mask & ~broken).float().mean())
+        return found[key]
+
+    return survivors
 
 
 def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3, target: str | None = None,
@@ -182,6 +212,8 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3,
         clean_ok = float((clean.argmax(1) == y).float().mean())
         plan.clean_accuracy[spec.name] = clean_ok
         ctx = AttackContext(spec.modality, cfg.seed, ids, clean, space.low, space.high, index.num_classes, device)
+        survivors = None if target else _short_attack_survivors(classifier, x, y, clean.argmax(1) == y, space,
+                                                                cfg.seed)
         rows = [] if plan.cells or target else [_fixed(spec, "start-up (model load, weight hash)", 1, startup_s)]
         if not target:
             rows.append(_fixed(spec, "input decoding", n, decode_s * n))
@@ -197,7 +229,8 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3,
         for attack, cell in grid:
             budget = attack.pass_budget(cell, index.num_classes)
             expected, how, calls = _expected(attack, cell, budget, (classifier, x, y), ctx, clean_ok,
-                                             probe=not target)
+                                             probe=not target, survivors=survivors,
+                                             batch=min(n, batch_size), num_classes=index.num_classes)
             narrowed = attack.on_fixed_subset and cfg.autoattack_subset is not None
             rows.append(CellPlan(spec.name, spec.modality, _cell_label(attack, cell),
                                  min(n, cfg.autoattack_subset) if narrowed else n, budget, expected, how, calls))

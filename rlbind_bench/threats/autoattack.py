@@ -133,6 +133,15 @@ if set(SUB_ATTACK_PASSES) != set(SUB_ATTACKS):
     raise ImportError(f"pass counts for {sorted(SUB_ATTACK_PASSES)}, sub-attacks {sorted(SUB_ATTACKS)}")
 
 
+def autoattack_stage_passes(aa, num_classes: int) -> list[PassCount]:
+    """autoattack_passes per sub-attack, in the order they run (the fixed forwards with the first): each later
+    sub-attack runs only on the samples the earlier ones did not break."""
+    stages = [PassCount(forward=3) + SUB_ATTACK_PASSES[name](aa, num_classes) for name in aa.attacks_to_run]
+    if stages:
+        stages[0] = stages[0] + PassCount(forward=_AA_FIXED_FORWARDS)
+    return stages or [PassCount(forward=_AA_FIXED_FORWARDS)]
+
+
 def autoattack_passes(aa, num_classes: int) -> PassCount:
     """Passes per sample of the reference object `aa` (make_autoattack), at most: counted from pyautoattack's
     loops with the object's own settings (iterations, restarts, target counts, queries, EOT), every sub-attack
@@ -140,9 +149,9 @@ def autoattack_passes(aa, num_classes: int) -> PassCount:
     forward+backward and n_iter + 3 forwards; FAB untargeted n_iter + 2 forwards and one backward per class
     each iteration (counted as a forward+backward pass per class); Square n_queries + 2 forwards. Each sub-attack costs three forwards
     more: its `perturb`'s first prediction, the robust-flag update after it, and our broken_by wrapper."""
-    total = PassCount(forward=_AA_FIXED_FORWARDS)
-    for name in aa.attacks_to_run:
-        total += PassCount(forward=3) + SUB_ATTACK_PASSES[name](aa, num_classes)
+    total = PassCount()
+    for stage in autoattack_stage_passes(aa, num_classes):
+        total += stage
     return total
 
 
@@ -173,10 +182,15 @@ class AutoAttackThreat(Attack):
     def pass_budget(self, cell: Cell, num_classes: int) -> PassCount:
         """Read from the reference object this cell runs (version settings, sub-attacks and target counts for
         `num_classes`, `steps`), built around a stand-in model that is never called."""
+        return autoattack_passes(self._reference(cell, num_classes), num_classes)
+
+    def stage_budgets(self, cell: Cell, num_classes: int) -> list[PassCount]:
+        return autoattack_stage_passes(self._reference(cell, num_classes), num_classes)
+
+    def _reference(self, cell: Cell, num_classes: int):
         view = UnitBoxView(nn.Identity(), (1,), 0.0, 1.0)
-        aa = make_autoattack(view, self.spec, eps=0.0, norm=cell.norm or self.spec.norm, n_classes=num_classes,
-                             seed=0, device="cpu", iterations=self.spec.steps)
-        return autoattack_passes(aa, num_classes)
+        return make_autoattack(view, self.spec, eps=0.0, norm=cell.norm or self.spec.norm, n_classes=num_classes,
+                               seed=0, device="cpu", iterations=self.spec.steps)
 
     def run(self, model, x, y, cell: Cell, ctx: AttackContext) -> BatchResult:
         x_adv, broken_by = self.craft(model, x, y, cell, ctx)

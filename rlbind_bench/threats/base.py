@@ -191,6 +191,12 @@ class Attack(ABC):
         counts them from its own loop. The runner's shared clean forward is not included."""
         raise NotImplementedError(f"{type(self).__name__} does not declare its pass budget")
 
+    def stage_budgets(self, cell: Cell, num_classes: int) -> list[PassCount]:
+        """`pass_budget` split into stages that each run only on the samples the earlier ones left unbroken
+        (AutoAttack's sub-attacks); summing to `pass_budget`. The plan prices the later stages on the samples a
+        short attack leaves robust."""
+        return [self.pass_budget(cell, num_classes)]
+
     def prepare(self, setup: AttackSetup) -> None:
         """Called once per dataset before `cells`/`cell_config`: attacks that need more than the batch (a
         source model) load it here and refuse a dataset they cannot run on."""
