@@ -172,3 +172,17 @@ def test_an_invalid_logit_scale_is_one_error_line(bad, scaled_model, photo_dir, 
     assert code == 2
     assert len(err.splitlines()) == 1, err
     assert "--logit-scale" in err, err
+
+
+def test_gate_compares_the_scale_a_dataset_ran_at():
+    from rlbind_bench.gate.compare import protocol_hashes
+
+    def run(setting, used=None):
+        out = {"config": {"seed": 0, "logit_scale": setting}, "datasets": [{"name": "d"}],
+               "cells": [{"dataset": "d", "config_hash": "h", "config": {"threat": {"name": "clean"}}}]}
+        if used is not None:
+            out["logit_scales"] = {"d": used}
+        return protocol_hashes(out)
+
+    assert run("model", 14.5) == run(14.5) == run(14.5, 14.5)
+    assert run("model", 14.5) != run("model", 20.0)
