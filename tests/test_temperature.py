@@ -96,6 +96,7 @@ def test_languagebind_backbone_learns_saves_and_resumes_the_scale(checkpoints, p
     assert main(["train", "--out", str(full), "--steps", "4", *args]) == 0
     learned = load_encoder(str(full)).logit_scale("image")
     assert learned != pytest.approx(init, abs=1e-3), (init, learned)
+    assert json.loads((full / "training.json").read_text())["history"][0]["logit_scale"] == {"image": learned}
     assert main(["train", "--out", str(cut), "--steps", "2", *args]) == 0
     (cut / "rlbind-model.json").unlink()
     assert main(["train", "--out", str(cut), "--steps", "4", *args]) == 0  # resumes from step 2
