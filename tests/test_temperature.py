@@ -187,3 +187,18 @@ def test_gate_compares_the_scale_a_dataset_ran_at():
 
     assert run("model", 14.5) == run(14.5) == run(14.5, 14.5)
     assert run("model", 14.5) != run("model", 20.0)
+
+
+def test_the_learned_scale_has_no_weight_decay(tmp_path):
+    """As open_clip (LanguageBind's trainer) excludes logit_scale from weight decay; the towers keep theirs."""
+    from rlbind_bench.train.loop import Trainer
+    from rlbind_bench.train.recipes import recipe_from_dict
+
+    encoder = _tiny_demo()
+    recipe = recipe_from_dict({"name": "t", "objective": "backbone", "learn_temperature": True,
+                               "optim": {"weight_decay": 0.1}}, "test")
+    trainer = Trainer(encoder, recipe, _data(), tmp_path, progress=False)
+    decay = {id(p): g["weight_decay"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert decay[id(encoder.temperature("image"))] == 0.0
+    assert decay[id(encoder.towers["image"].projection.weight)] == 0.1
+    assert sum(len(g["params"]) for g in trainer.optimizer.param_groups) == len(list(encoder.tower("image").parameters()))

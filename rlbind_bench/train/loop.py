@@ -77,11 +77,15 @@ class Trainer:
                     p.requires_grad_(True)
                     self.params.append(p)
         self.temperatures = self._temperatures()
+        o = recipe.optim
+        groups = [{"params": [p for p in self.params if all(p is not t for t in self.temperatures)]}]
+        if self.temperatures:  # open_clip's (LanguageBind's) exclusion of logit_scale from weight decay
+            groups.append({"params": self.temperatures, "weight_decay": 0.0})
+        self.params = [p for g in groups for p in g["params"]]
         if not self.params:
             raise ConfigError(f"recipe {recipe.name}: nothing to train")
         self.n_trainable = sum(p.numel() for p in self.params)
-        o = recipe.optim
-        self.optimizer = torch.optim.AdamW(self.params, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
+        self.optimizer = torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
         self.step = 0
 
     def _temperatures(self) -> list[torch.nn.Parameter]:
@@ -98,8 +102,6 @@ class Trainer:
             p.requires_grad_(self.recipe.learn_temperature)
             if self.recipe.learn_temperature:
                 found.append(p)
-                if all(p is not q for q in self.params):
-                    self.params.append(p)
         return found
 
     def _augment(self, m: str, x: torch.Tensor, step: int) -> torch.Tensor:
