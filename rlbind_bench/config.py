@@ -193,7 +193,7 @@ class RunConfig:
     batch_size: int | str = "auto"  # or "auto": CPU_BATCH on CPU, probed to fill a GPU (rlbind_bench/batching.py)
     device: str = "cpu"
     seed: int = 0
-    logit_scale: float = LOGIT_SCALE
+    logit_scale: float | str = LOGIT_SCALE  # or "model": each modality's own (capped) scale (zeroshot.resolve_logit_scale)
     templates: list[str] | None = None
     threats: list[str] | None = None
     eps: list[float] | None = None

@@ -57,7 +57,12 @@ from rlbind_bench.threats.corruptions.cache import (
 from rlbind_bench.threats.probes import PROBE_CHECKS, diagnose
 from rlbind_bench.threats.registry import build_plan, check_eps_budget
 from rlbind_bench.threats.subset import fixed_subset, narrow_context, subset_config
-from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
+from rlbind_bench.zeroshot import (
+    ZeroShotClassifier,
+    build_class_embeddings,
+    parse_logit_scale,
+    resolve_logit_scale,
+)
 
 SHARD_SIZE = 256
 # Config fields that do not change the numbers (speed, or a permission): left out of run_id (batch-dependent
@@ -117,6 +122,7 @@ def _check_request(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"--probe-samples must be >= 0 (0 turns the probes off), got {cfg.probe_samples}")
     if cfg.autoattack_subset is not None and cfg.autoattack_subset < 1:
         raise ConfigError(f"--autoattack-subset must be >= 1, got {cfg.autoattack_subset}")
+    cfg = dataclasses.replace(cfg, logit_scale=parse_logit_scale(cfg.logit_scale))
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     device = torch.device(cfg.device)
@@ -168,12 +174,15 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     class_names: dict[str, list[str]] = {}  # dataset -> the text each class put in the templates
     diagnostics: dict[str, dict] = {}
     batch_sizes: dict[str, int] = {}
+    logit_scales: dict[str, float] = {}
     with Progress(req.progress and rank == 0) as progress:
         for spec in datasets:
             index = index_dataset(spec, data_root, n_samples)
             class_names[spec.name] = index.prompts
             hints = get_handler(spec.modality).input_hints(index)
             space = encoder.input_space(spec.modality, **hints)
+            # The number used (not "model") enters the hashes: equal scales hash alike, a rerun is exact.
+            logit_scales[spec.name] = resolve_logit_scale(cfg.logit_scale, encoder, spec.modality)
             classifier_for = functools.partial(_classifier, index.prompts, spec.template_list(), spec.modality, cfg,
                                                device)
             classifier = classifier_for(encoder)
@@ -190,7 +199,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
                         check_eps_budget(a.amplitude_cell(c, space, where), space, where)
             # The model enters by its content fingerprint, not its name or path: a copied checkpoint keeps its hashes.
             base_cfg = {"fingerprint": fingerprint, "dataset": spec.name,
-                        "templates": spec.template_list(), "classes": index.prompts, "logit_scale": cfg.logit_scale,
+                        "templates": spec.template_list(), "classes": index.prompts, "logit_scale": logit_scales[spec.name],
                         "space": dataclasses.asdict(space), "seed": cfg.seed, **numeric_options}
             narrowed = cfg.autoattack_subset is not None
             configs = {c.key: {**a.cell_config(c, index.num_classes),
@@ -255,7 +264,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     write_table_atomic(out / "summary.parquet", summary, SUMMARY_SCHEMA)
     run = {"run_id": run_id, "config": dataclasses.asdict(cfg), "threats": [t.to_dict() for t in threat_specs],
            "datasets": [dataclasses.asdict(d) for d in datasets], "cells": cell_catalogue,
-           "class_names": class_names,
+           "class_names": class_names, "logit_scales": logit_scales,
            "device": device_name(device), "seed": cfg.seed, "command": req.command,
            "started": iso_time(started), "finished": iso_time(time.time()), "seconds": round(time.time() - started, 3),
            "skipped_files": skipped, "checks": diagnostics,
@@ -269,7 +278,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
 def _classifier(prompts: list[str], templates: list[str], modality: str, cfg: RunConfig, device, encoder):
     """The zero-shot classifier of one dataset (its classes and templates) for `encoder`."""
     class_emb = build_class_embeddings(encoder, prompts, templates, cache_dir=user_cache_dir() / "text")
-    return ZeroShotClassifier(encoder, modality, class_emb.to(device), cfg.logit_scale,
+    return ZeroShotClassifier(encoder, modality, class_emb.to(device), resolve_logit_scale(cfg.logit_scale, encoder, modality),
                               autocast_dtype=PRECISIONS[cfg.precision]).eval()
 
 

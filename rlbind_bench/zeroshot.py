@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -11,9 +12,30 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlbind_bench.constants import LOGIT_SCALE
-from rlbind_bench.encoders.base import BoundEncoder
+from rlbind_bench.encoders.base import BoundEncoder, model_logit_scale
 from rlbind_bench.errors import ConfigError
 from rlbind_bench.files import atomic_write
+
+# `--logit-scale model`: every classifier uses its encoder's own scale for its modality.
+MODEL_SCALE = "model"
+
+
+def parse_logit_scale(value) -> float | str:
+    """A run's `logit_scale` setting: a finite number > 0, or "model"."""
+    if isinstance(value, str) and value.strip().lower() == MODEL_SCALE:
+        return MODEL_SCALE
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ConfigError(f"--logit-scale must be a number > 0 or 'model', got {value!r}")
+    return number
+
+
+def resolve_logit_scale(setting: float | str, encoder: BoundEncoder, modality: str) -> float:
+    """The number a classifier uses: the setting, or under "model" the encoder's own, capped as in training."""
+    return model_logit_scale(encoder, modality) if setting == MODEL_SCALE else float(setting)
 
 
 def class_embedding_key(encoder: BoundEncoder, classnames: list[str], templates: list[str]) -> str:

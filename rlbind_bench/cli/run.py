@@ -43,7 +43,9 @@ def add_run(sub) -> None:
                         "70%% of a GPU's free memory (rows do not depend on it, AutoAttack aside)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--logit-scale", type=float, default=LOGIT_SCALE)
+    p.add_argument("--logit-scale", default=LOGIT_SCALE,
+                   help="scale of the zero-shot logits (default 100, LanguageBind's evaluation), or 'model': each "
+                        "modality's own learned scale, capped at 100; the number used enters config_hash")
     p.add_argument("--out", type=Path, default=None, help="results folder (default: runs/<model>-<suite>)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU algorithms (slower); CPU runs are deterministic anyway")

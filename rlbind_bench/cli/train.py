@@ -41,6 +41,8 @@ def add_train(sub) -> None:
                    help="override a loss weight of the recipe (e.g. align=0), repeatable")
     p.add_argument("--align-weight", type=float, default=None, help="shorthand for --weight align=X")
     p.add_argument("--mmd-weight", type=float, default=None, help="shorthand for --weight mmd=X")
+    p.add_argument("--learn-temperature", choices=["true", "false"], default=None,
+                   help="train the logit scale with the towers (recipe learn_temperature; backbone: true)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -58,6 +60,7 @@ def cmd_train(args) -> int:
 
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "trainable": args.trainable,
                  "checkpoint_every": args.checkpoint_every,
+                 "learn_temperature": None if args.learn_temperature is None else args.learn_temperature == "true",
                  "modalities": tuple(args.modalities) if args.modalities else None,
                  "optim.lr": args.lr, "optim.weight_decay": args.weight_decay, "optim.warmup": args.warmup,
                  "attack.eps": one(args.eps, "--eps"), "attack.steps": args.attack_steps,

@@ -12,11 +12,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rlbind_bench.constants import LOGIT_SCALE
 from rlbind_bench.errors import UserError
 from rlbind_bench.modalities import InputSpace, PreprocessConfig, get_handler
 
 # InputSpace lives with the modalities, which declare the spaces; re-exported for callers that import it here.
-__all__ = ["BoundEncoder", "InputSpace"]
+__all__ = ["BoundEncoder", "InputSpace", "model_logit_scale"]
 
 
 class BoundEncoder(nn.Module, ABC):
@@ -56,6 +57,11 @@ class BoundEncoder(nn.Module, ABC):
     def logit_scale(self, modality: str) -> float:
         """exp(learned temperature) of the modality's checkpoint."""
 
+    def temperature(self, modality: str) -> nn.Parameter | None:
+        """The parameter holding log(logit scale) of `modality`: what a recipe with `learn_temperature`
+        trains and `save` writes. None: the backend's scale cannot be trained."""
+        return None
+
     @abstractmethod
     def fingerprint(self) -> str:
         """A stable id of the weights (for caches and result provenance)."""
@@ -83,3 +89,15 @@ class BoundEncoder(nn.Module, ABC):
         """Raise UserError unless the encoder has a tower for `modality`."""
         if modality not in self.modalities:
             raise UserError(f"model {self.name!r} has no {modality!r} tower (it has: {', '.join(self.modalities)})")
+
+
+def model_logit_scale(encoder: BoundEncoder, modality: str, differentiable: bool = False) -> float | torch.Tensor:
+    """The model's own logit scale for `modality`, capped at LOGIT_SCALE as CLIP and LanguageBind clamp it: the
+    one scale every training loss and `--logit-scale model` use. `differentiable`: a tensor through the
+    temperature parameter, for training with `learn_temperature` (the number is the same)."""
+    if differentiable:
+        p = encoder.temperature(modality)
+        if p is None:
+            raise UserError(f"model {encoder.name!r} has no trainable temperature for {modality!r}")
+        return p.exp().clamp(max=LOGIT_SCALE)
+    return min(LOGIT_SCALE, float(encoder.logit_scale(modality)))

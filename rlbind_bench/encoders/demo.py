@@ -198,6 +198,10 @@ class DemoEncoder(BoundEncoder):
         self.require(modality)
         return float(self.towers[modality].log_logit_scale.detach().exp().clamp(max=LOGIT_SCALE))
 
+    def temperature(self, modality: str) -> nn.Parameter:
+        self.require(modality)
+        return self.towers[modality].log_logit_scale
+
     def tower(self, modality: str) -> nn.Module:
         """The modality's DemoTower: backbone + norm + projection + its learnable log temperature."""
         self.require(modality)

@@ -108,7 +108,9 @@ class LanguageBindEncoder(BoundEncoder):
         self.vision = nn.ModuleDict({m: t.model.vision_model for m, t in towers.items()})
         self.projection = nn.ModuleDict({m: t.model.visual_projection for m, t in towers.items()})
         self.preprocessors = nn.ModuleDict({m: get_handler(m).preprocess(t.preprocess_cfg) for m, t in towers.items()})
-        self._scales = {m: float(t.model.logit_scale.detach().exp()) for m, t in towers.items()}
+        # The HF models' own log-scale parameters (the same objects): moved with the encoder, trained by
+        # `learn_temperature`, and written back by `save_pretrained`.
+        self.log_scales = nn.ParameterDict({m: t.model.logit_scale for m, t in towers.items()})
         text_model = towers[text_from].model
         self.text_model = text_model.text_model
         self.text_projection = text_model.text_projection
@@ -139,7 +141,11 @@ class LanguageBindEncoder(BoundEncoder):
 
     def logit_scale(self, modality: str) -> float:
         self.require(modality)
-        return self._scales[modality]
+        return float(self.log_scales[modality].detach().float().exp())
+
+    def temperature(self, modality: str) -> nn.Parameter:
+        self.require(modality)
+        return self.log_scales[modality]
 
     def tower(self, modality: str) -> nn.Module:
         self.require(modality)

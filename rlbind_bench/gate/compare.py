@@ -90,7 +90,9 @@ def protocol_hashes(run: dict) -> dict[tuple[str, str], str]:
         threat = {k: v for k, v in (config.get("threat") or {}).items() if k != "description"}
         ds = datasets.get(cell.get("dataset"), {})
         proto = {"cell": {**config, "threat": threat}, "dataset": {k: ds.get(k) for k in PROTOCOL_DATASET_FIELDS},
-                 "seed": cfg.get("seed"), "logit_scale": cfg.get("logit_scale")}
+                 "seed": cfg.get("seed"),
+                 # The number the dataset ran at (`--logit-scale model` resolves per dataset); older runs: the setting.
+                 "logit_scale": (run.get("logit_scales") or {}).get(cell.get("dataset"), cfg.get("logit_scale"))}
         out[(cell.get("dataset"), cell.get("config_hash"))] = config_hash(proto)
     return out
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlbind_bench.config import DatasetSpec, RunConfig, adhoc_dataset, load_datasets, named_datasets
+from rlbind_bench.encoders.base import model_logit_scale
 from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.errors import UserError
 from rlbind_bench.files import write_text_atomic
@@ -83,7 +84,8 @@ def train(req: TrainRequest) -> dict:
         trainer = Trainer(encoder, stage, data, stage_out, progress=req.progress, init_spec=req.init)
         rows = trainer.run()
         entry = {"stage": stage.name, "steps": stage.steps, "first_loss": _f(rows, 0), "last_loss": _f(rows, -1),
-                 "trainable": stage.trainable, "trainable_params": trainer.n_trainable}
+                 "trainable": stage.trainable, "trainable_params": trainer.n_trainable,
+                 "logit_scale": {m: model_logit_scale(encoder, m) for m in trainer.modalities}}
         if stage.trainable == "lora":
             entry["lora"] = {**dataclasses.asdict(stage.lora), "adapted": trainer.lora_adapted}
         history.append(entry)

@@ -29,7 +29,31 @@ class TrainData:
     class_text: dict[str, torch.Tensor] = field(default_factory=dict)
     low_high: dict[str, tuple[float, float]] = field(default_factory=dict)
     datasets: dict[str, str] = field(default_factory=dict)
-    classes: dict[str, list[str]] = field(default_factory=dict)
+    classes: dict[str, list[str]] = field(default_factory=dict)  # label -> the name the zero-shot prompts use
+
+    def shared_label_ids(self, modalities) -> dict[str, torch.Tensor]:
+        """Per modality, label -> an id shared across modalities by class NAME (stage 2 pairs classes by it,
+        never by label: two datasets may list their classes in another order). Ids are numbered by first
+        appearance, modalities in the given order, so with one class list everywhere the id is the label."""
+        ids: dict[str, int] = {}
+        out = {}
+        for m in modalities:
+            if m not in self.classes:
+                raise UserError(f"stage 2 pairs classes by name, but the {m} training data has no class names")
+            out[m] = torch.tensor([ids.setdefault(name, len(ids)) for name in self.classes[m]], dtype=torch.long)
+        return out
+
+    def check_shared_classes(self, modalities) -> None:
+        """One error line when two modalities' training sets share no class name (nothing to pair)."""
+        present = {m: {self.classes[m][i] for i in self.y[m].unique().tolist()} for m in modalities
+                   if m in self.classes}
+        names = list(present)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if not present[a] & present[b]:
+                    raise UserError(f"stage 2 pairs classes across modalities by name, but the {a} training set "
+                                    f"({self.datasets.get(a, a)}: {_some(present[a])}) and the {b} one "
+                                    f"({self.datasets.get(b, b)}: {_some(present[b])}) share no class")
 
 
 def load_training_data(encoder: BoundEncoder, specs: list[DatasetSpec], data_root: Path, cache_dir: Path | None,
@@ -66,20 +90,30 @@ def sample_batch(y: torch.Tensor, batch_size: int, g: torch.Generator) -> torch.
 
 def class_balanced_batches(ys: dict[str, torch.Tensor], batch_size: int, classes_per_batch: int,
                            g: torch.Generator) -> dict[str, torch.Tensor]:
-    """The same classes in every modality's batch (stage 2): draw K shared classes, then batch_size / K
-    samples of each class per modality (with replacement when a class is small)."""
-    shared = set.intersection(*(set(y.tolist()) for y in ys.values()))
-    if not shared:
-        raise UserError("class-balanced batches need classes shared by the modalities' training sets")
-    shared = sorted(shared)
-    k = min(classes_per_batch, len(shared))
-    chosen = [shared[i] for i in torch.randperm(len(shared), generator=g)[:k].tolist()]
+    """Class-balanced multi-modal batches (stage 2). `ys`: each modality's labels as ids shared by class name
+    (`TrainData.shared_label_ids`). Draw K classes among those any modality has, then batch_size / K samples
+    of each (with replacement when a class is small) in every modality that has it; a class one modality
+    lacks is drawn for the others only, and a modality holding none of the K sits the step out."""
+    present = {m: set(y.tolist()) for m, y in ys.items()}
+    pool = sorted(set().union(*present.values()))
+    if not pool:
+        raise UserError("class-balanced batches need labelled training samples")
+    k = min(classes_per_batch, len(pool))
+    chosen = [pool[i] for i in torch.randperm(len(pool), generator=g)[:k].tolist()]
     per_class = max(1, batch_size // k)
     out = {}
     for m, y in ys.items():
         idx = []
         for c in chosen:
-            pool = (y == c).nonzero().squeeze(1)
-            idx.append(pool[torch.randint(len(pool), (per_class,), generator=g)])
-        out[m] = torch.cat(idx)
+            if c not in present[m]:
+                continue
+            pool_c = (y == c).nonzero().squeeze(1)
+            idx.append(pool_c[torch.randint(len(pool_c), (per_class,), generator=g)])
+        if idx:
+            out[m] = torch.cat(idx)
     return out
+
+
+def _some(names: set[str], n: int = 4) -> str:
+    shown = sorted(names)
+    return ", ".join(shown[:n]) + (", ..." if len(shown) > n else "")

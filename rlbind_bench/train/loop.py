@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from rlbind_bench.constants import LOGIT_SCALE
 from rlbind_bench.encoders.base import BoundEncoder
 from rlbind_bench.encoders.registry import load_encoder
 from rlbind_bench.errors import ConfigError, UserError
@@ -58,6 +59,8 @@ class Trainer:
             p.requires_grad_(False)
         # Before LoRA layers are added: an objective's frozen reference is the plain initial model.
         self.objective = build_objective(encoder, recipe, data)
+        if self.objective.class_balanced:
+            data.check_shared_classes(self.modalities)
         self.lora_adapted: dict[str, list[str]] = {}
         self.lora_params: dict[str, torch.nn.Parameter] = {}
         self._lora_base: str | None = None
@@ -73,12 +76,33 @@ class Trainer:
                 for p in module.parameters():
                     p.requires_grad_(True)
                     self.params.append(p)
+        self.temperatures = self._temperatures()
+        o = recipe.optim
+        groups = [{"params": [p for p in self.params if all(p is not t for t in self.temperatures)]}]
+        if self.temperatures:  # open_clip's (LanguageBind's) exclusion of logit_scale from weight decay
+            groups.append({"params": self.temperatures, "weight_decay": 0.0})
+        self.params = [p for g in groups for p in g["params"]]
         if not self.params:
             raise ConfigError(f"recipe {recipe.name}: nothing to train")
         self.n_trainable = sum(p.numel() for p in self.params)
-        o = recipe.optim
-        self.optimizer = torch.optim.AdamW(self.params, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
+        self.optimizer = torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
         self.step = 0
+
+    def _temperatures(self) -> list[torch.nn.Parameter]:
+        """The towers' log-scale parameters: trained with them under `learn_temperature`, else frozen (a demo
+        tower holds its own, which stays in the optimizer's list without a gradient, as before the option)."""
+        found = []
+        for m in self.modalities:
+            p = self.encoder.temperature(m)
+            if p is None:
+                if self.recipe.learn_temperature:
+                    raise ConfigError(f"recipe {self.recipe.name}: learn_temperature, but model "
+                                      f"{self.encoder.name!r} has no trainable temperature for {m}")
+                continue
+            p.requires_grad_(self.recipe.learn_temperature)
+            if self.recipe.learn_temperature:
+                found.append(p)
+        return found
 
     def _augment(self, m: str, x: torch.Tensor, step: int) -> torch.Tensor:
         return augment(m, x, self.recipe.augment.get(m), seeded_generator(self.recipe.seed, step, "augment", m))
@@ -90,7 +114,8 @@ class Trainer:
             group["lr"] = lr_at(step, r)
         self.encoder.train()
         if self.objective.class_balanced:
-            idx = class_balanced_batches({m: self.data.y[m] for m in self.modalities}, r.batch_size,
+            ids = self.data.shared_label_ids(self.modalities)
+            idx = class_balanced_batches({m: ids[m][self.data.y[m]] for m in self.modalities}, r.batch_size,
                                          r.classes_per_batch, seeded_generator(r.seed, step, "batch"))
         else:
             idx = {m: sample_batch(self.data.y[m], r.batch_size, seeded_generator(r.seed, step, "batch", m))
@@ -103,6 +128,9 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 10.0)
         self.optimizer.step()
+        with torch.no_grad():  # CLIP's and LanguageBind's clamp of the learned temperature: scale <= 100
+            for p in self.temperatures:
+                p.clamp_(0, math.log(LOGIT_SCALE))
         self.encoder.eval()
         return {"step": step, "loss": float(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"], **parts}
 
@@ -169,6 +197,11 @@ class Trainer:
                 raise ConfigError(f"{ckpt} was trained by LoRA from other base weights than --init gives now; "
                                   "train into another --out")
             lora.load_adapters(self.lora_params, ckpt / lora.ADAPTER_FILE)
+            if self.temperatures:  # learned next to the adapters: the saved model holds them
+                saved = load_encoder(str(ckpt / "model"))
+                with torch.no_grad():
+                    for m in self.modalities:
+                        self.encoder.temperature(m).copy_(saved.temperature(m))
         else:
             saved = load_encoder(str(ckpt / "model"))
             self.encoder.load_state_dict(saved.state_dict(), strict=False)

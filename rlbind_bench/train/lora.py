@@ -125,11 +125,16 @@ def merge_and_unload(root: nn.Module) -> None:
 
 
 def base_digest(encoder: BoundEncoder, modalities: Sequence[str]) -> str:
-    """sha256 of the frozen weights of the adapted towers: a resume must start from the same base."""
+    """sha256 of the frozen weights of the adapted towers (temperature aside): a resume must start from the
+    same base."""
     h = hashlib.sha256()
     for m in modalities:
-        for name, t in sorted(encoder.tower(m).state_dict().items()):
-            if is_adapter_param(name):
+        tower = encoder.tower(m)
+        # A tower's own temperature (demo towers hold it) learned alongside the adapters is not base; a frozen
+        # one is, as before `learn_temperature` existed.
+        learned = {n for n, p in tower.named_parameters() if p is encoder.temperature(m) and p.requires_grad}
+        for name, t in sorted(tower.state_dict().items()):
+            if is_adapter_param(name) or name in learned:
                 continue
             t = t.detach().to("cpu").contiguous()
             h.update(f"{m}|{name}:{t.dtype}:{tuple(t.shape)}".encode())

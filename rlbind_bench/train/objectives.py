@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from rlbind_bench.constants import LOGIT_SCALE
+from rlbind_bench.encoders.base import model_logit_scale
 from rlbind_bench.errors import ConfigError
 from rlbind_bench.seeding import seeded_generator
 from rlbind_bench.threats.pgd import pgd_maximise
@@ -80,8 +80,9 @@ class Objective:
                             step_size=step_size, low=low, high=high, random_init=a.random_start, g=g,
                             norm=a.norm)
 
-    def scale(self, m: str) -> float:
-        return min(LOGIT_SCALE, self.encoder.logit_scale(m))
+    def scale(self, m: str) -> float | torch.Tensor:
+        """The model's own scale; a tensor the loss trains through when the recipe learns the temperature."""
+        return model_logit_scale(self.encoder, m, differentiable=self.recipe.learn_temperature)
 
     def logits(self, emb: torch.Tensor, m: str) -> torch.Tensor:
         return self.scale(m) * F.normalize(emb, dim=-1) @ self.data.class_text[m].T
@@ -200,6 +201,9 @@ class RLBindStage2(Objective):
             clean_embs[m], labels[m] = e_clean, y
             parts[f"anchor_{m}"] = float(term.detach())
         anchor = torch.stack(anchor_terms).mean()
+        # Classes pair across modalities by name: labels become the shared ids before the alignment.
+        ids = self.data.shared_label_ids(tuple(batches))
+        labels = {m: ids[m][y] for m, y in labels.items()}
         align = losses.class_alignment_loss(clean_embs, labels, bandwidth=w["bandwidth"], mmd_weight=w["mmd"],
                                             mean_weight=w["class_mean"]) if len(batches) > 1 else anchor * 0
         parts["align"] = float(align.detach())

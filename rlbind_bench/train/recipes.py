@@ -80,6 +80,9 @@ class Recipe:
     augment: dict = field(default_factory=dict)  # modality -> augmentation settings (train/augment.py)
     checkpoint_every: int = 50
     classes_per_batch: int = 8  # stage 2: class-balanced batches
+    # Train the model's logit scale (LanguageBind's --learn-temp; clamped at LOGIT_SCALE after each step) with
+    # the towers; off: the scale the model was loaded with stays, frozen (fine-tunes).
+    learn_temperature: bool = False
     stages: tuple[str, ...] = ()  # composite recipes (rlbind): names of recipes run in order
     stage_steps: tuple[int, ...] = ()
     description: str = ""
@@ -89,6 +92,8 @@ class Recipe:
             raise ValueError(f"unknown objective {self.objective!r} (known: {', '.join(OBJECTIVES)})")
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}")
+        if not isinstance(self.learn_temperature, bool):
+            raise ValueError(f"learn_temperature must be true or false, got {self.learn_temperature!r}")
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
 
