@@ -38,6 +38,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--append", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="OMP_NUM_THREADS for both processes (1 keeps a shared machine's other load from "
+                         "stalling torch's thread hand-offs)")
     args = ap.parse_args()
 
     import torch
@@ -48,7 +51,8 @@ def main() -> int:
     for name in args.cases.split(","):
         label, argv = CASES[name]
         with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "RLBIND_CACHE_DIR": str(Path(tmp) / "cache")}
+            env = {**os.environ, "RLBIND_CACHE_DIR": str(Path(tmp) / "cache"),
+                   **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
             plan_file = Path(tmp) / "plan.json"
             common = ["run", *argv, "--no-progress", "--out", str(Path(tmp) / "out")]
             plan = run_measured([*common, "--plan-json", str(plan_file)], env=env)
@@ -69,7 +73,8 @@ def main() -> int:
         print(rows[-1], flush=True)
     text = "\n".join([
         f"## Plan against measured runs ({time.strftime('%Y-%m-%d')}, commit {_report.commit()})",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}. "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}, "
+        f"{args.threads or torch.get_num_threads()} thread(s) per process. "
         "`benchmarks/plan_accuracy.py`: `run ... --plan-json`, then the same command, each its own process, a "
         "fresh user cache per case. Bound, worst case and expected are the plan's totals; wall = the run's whole "
         "process; in run = run.json `seconds`.",

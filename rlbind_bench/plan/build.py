@@ -32,6 +32,7 @@ from rlbind_bench.plan.cost import (
     measure_passes,
 )
 from rlbind_bench.plan.devices import datasheet_peak, device_peak
+from rlbind_bench.plan.measure import process_age_s, started_as_cli
 from rlbind_bench.results.provenance import device_name, iso_time
 from rlbind_bench.runner import _check_request, _classifier, _frozen, corruption_variants
 from rlbind_bench.suites import get_suite, resolve_threats
@@ -162,6 +163,7 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3,
     here, every pass is priced at the card's datasheet peak (so the worst case equals the compute bound and the
     expected time is the expected passes at the bound), and no cell is probed (expected = at most x clean
     accuracy). `samples` prices every dataset as if it had that many samples (sizing a run on data not here)."""
+    imports_s = process_age_s()  # before any work of this plan: what a run's process pays before its first line
     cfg = _check_request(req.config)
     device = torch.device(cfg.device)
     started = time.perf_counter()
@@ -215,6 +217,8 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3,
         survivors = None if target else _short_attack_survivors(classifier, x, y, clean.argmax(1) == y, space,
                                                                 cfg.seed)
         rows = [] if plan.cells or target else [_fixed(spec, "start-up (model load, weight hash)", 1, startup_s)]
+        if not plan.cells and not target and imports_s is not None and started_as_cli():
+            rows.insert(0, _fixed(spec, "process start (interpreter, imports)", 1, imports_s))
         if not target:
             rows.append(_fixed(spec, "input decoding", n, decode_s * n))
             variants = corruption_variants(grid, cfg.seed)

@@ -46,6 +46,25 @@ def run_measured(argv: list[str], env: dict | None = None) -> Measured:
     return Measured(list(argv), seconds, usage.ru_maxrss * 1024, proc.returncode, output)
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere): the interpreter start and the imports a
+    run pays before its first line of work."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return max(0.0, time.time() - (boot + ticks / os.sysconf("SC_CLK_TCK")))
+
+
+def started_as_cli() -> bool:
+    """Whether this process was started to run one rlbind-bench command (the console script or `python -m
+    rlbind_bench`), so that its age is that command's start-up, not a notebook's or a test session's."""
+    first = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    return first.name == "rlbind-bench" or (first.name == "__main__.py" and first.parent.name == "rlbind_bench")
+
+
 def depth_folder(root: Path) -> Path:
     """ROOT/<class>/<name>.png: the real photos of data/photos.py as 16-bit depth maps (grey level x 40 mm,
     so up to 10.2 m: the whole of LanguageBind's max_depth range)."""
