@@ -23,15 +23,18 @@ def _seconds(s: float | None) -> str:
 def plan_stage(b) -> None:
     from rlbind_bench.config import RunConfig, RunRequest
     from rlbind_bench.plan import plan_run
+    from rlbind_bench.plan.build import PROBE_SAMPLES
 
     s = b.sizes
+    steps = f" --steps {s.plan_steps}" if s.plan_steps else ""
+    probe = "" if s.plan_probe == PROBE_SAMPLES else f" (probe on {s.plan_probe} samples, not {PROBE_SAMPLES})"
     b.emit("\n".join([
         b.header(f"cost plan of the full suite, `{s.tower}` towers, {s.plan_samples} samples x "
                  f"{len(MODALITIES)} modalities", s.plan_precision), "",
         f"`rlbind-bench run --model <{s.tower} checkpoint of the modality> --suite full --n-samples {s.plan_samples} "
-        f"--precision {s.plan_precision} --device {s.device} --plan` per modality (random-init LanguageBind-format "
+        f"--precision {s.plan_precision} --device {s.device}{steps} --plan`{probe} per modality (random-init LanguageBind-format "
         "towers; synthetic class folders, 10 classes, benchmarks/_synthetic.py). Seconds for the whole "
-        "modality; the plan's probe runs each cell of at most 200 passes per sample on 8 samples (expected), "
+        "modality; the plan's probe runs each cell of at most 200 passes per sample on its samples (expected), "
         "prices every pass at the card's peak (bound) and at the measured time per pass (worst case).", "",
         "| modality | cells | clean acc (probe) | GFLOP fwd+bwd / sample | batch | compute bound s | worst case s | "
         "expected s |", "|---|---|---|---|---|---|---|---|"]))
@@ -41,10 +44,10 @@ def plan_stage(b) -> None:
         ckpt = b.checkpoint(modality, text_from=image_ckpt)
         data = make_dataset(b.work / "data" / modality, modality, s.plan_samples, b.work / "photos-more")
         cfg = RunConfig(model=str(ckpt), suite="full", modalities=[modality], n_samples=s.plan_samples,
-                        device=s.device, precision=s.plan_precision)
+                        device=s.device, precision=s.plan_precision, steps=s.plan_steps)
         req = RunRequest(config=cfg, out=b.work / "plan-out", dataset_dirs={modality: str(data)}, progress=False,
                          command=["device_bench.py", "plan"])
-        plan = plan_run(req)
+        plan = plan_run(req, probe_samples=s.plan_probe)
         t = plan.totals
         for key in totals:
             totals[key] = None if totals[key] is None or t[key] is None else totals[key] + t[key]
@@ -55,7 +58,12 @@ def plan_stage(b) -> None:
                f"{_seconds(t['expected_s'])} |")
     b.emit(f"| **all {len(MODALITIES)}** | | | | | {_seconds(totals['compute_bound_s'])} | "
            f"{_seconds(totals['worst_case_s'])} | {_seconds(totals['expected_s'])} |")
-    b.emit(f"\nexpected / bound over the 4 modalities: {_ratio(totals)}\n")
+    hours = ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {_hours(v)}" for k, v in totals.items())
+    b.emit(f"\nall {len(MODALITIES)} modalities: {hours}; expected / compute bound {_ratio(totals)}\n")
+
+
+def _hours(s: float | None) -> str:
+    return "-" if s is None else f"{s / 3600:.3g} h"
 
 
 def _ratio(totals: dict) -> str:

@@ -57,13 +57,18 @@ class Sizes:
     aa_dtype: str
     plan_samples: int  # per modality
     plan_precision: str
+    plan_steps: int | None = None  # --steps of the plan (None: the full suite's own, 100)
+    plan_probe: int = 8  # samples the plan's probe runs the cells on (8: `run --plan`'s own)
+    threads: int | None = None  # CPU intra-op threads; None: torch's default
 
 
 SIZES = {
     # ViT-L/14 fwd+bwd is ~0.3 TFLOP per image: 64 x 10 passes x 3 (bound, project, peer) take seconds in bf16,
     # ~15 s in fp32 (TF32 off); AutoAttack's Square (5000 queries on the survivors) is what limits aa_n.
     "device": Sizes("vit-l", "cuda", 64, 32, 10, 8, "bf16", 1000, "bf16"),
-    "dry-run": Sizes("tiny", "cpu", 16, 8, 5, 4, "fp32", 1000, "fp32"),
+    # One thread: for tiny towers, thread hand-offs on a shared CPU cost more than the arithmetic (AutoAttack
+    # took many times longer with two).
+    "dry-run": Sizes("tiny", "cpu", 16, 8, 5, 4, "fp32", 1000, "fp32", plan_steps=10, plan_probe=2, threads=1),
 }
 
 
@@ -74,6 +79,8 @@ class Bench:
         self.mode, self.out, self.work = mode, out, work
         self.sizes = SIZES[mode]
         self.device = torch.device(self.sizes.device)
+        if self.sizes.threads:
+            torch.set_num_threads(self.sizes.threads)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise SystemExit("device mode needs CUDA (torch.cuda.is_available() is False); use --dry-run on CPU")
         work.mkdir(parents=True, exist_ok=True)
