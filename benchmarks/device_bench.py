@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -90,7 +91,8 @@ class Bench:
         return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU (dry run)"
 
     def header(self, title: str, dtype: str) -> str:
-        commit = _report.commit() or "unknown"
+        # The device machine's copy of the tree has no .git: device.sh's caller names the commit there.
+        commit = os.environ.get("RLBIND_BENCH_COMMIT") or _report.commit() or "unknown"
         cuda = f", CUDA {torch.version.cuda}" if self.device.type == "cuda" else ""
         return (f"#### Device benchmark, {title}: {self.card}, torch {torch.__version__}{cuda}, {dtype}, "
                 f"commit {commit} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
