@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow lint lock bench clean
+.PHONY: setup demo test test-slow lint lock bench bench-device bench-plan bench-vit-l clean
 
 setup:
 	@scripts/setup.sh
@@ -29,6 +29,19 @@ bench: setup
 	$(BIN)/python benchmarks/attack_throughput.py --append docs/benchmarks.md
 	$(BIN)/python benchmarks/end_to_end_pgd.py --n 600 --size small --append docs/benchmarks.md
 	$(BIN)/python benchmarks/corruption_share.py --append docs/benchmarks.md
+
+# benchmarks/device.sh end to end on CPU with tiny sizes (the real run is one device call: docs/benchmarks.md).
+bench-device: setup
+	bash benchmarks/device.sh --dry-run --out out/device-dry-run.md
+
+# The plan's expected time against measured runs (quick suite, reduced full suite, PGD on 64 images).
+bench-plan: setup
+	$(BIN)/python benchmarks/plan_accuracy.py --threads 1 --append docs/benchmarks.md
+
+# LanguageBind-size towers: one process per modality (time, peak RSS), then the full-suite plan for an H100.
+bench-vit-l: setup
+	$(BIN)/python benchmarks/vit_l_towers.py --append docs/benchmarks.md
+	$(BIN)/python benchmarks/plan_vit_l_h100.py --append docs/benchmarks.md
 
 clean:
 	rm -rf runs .pytest_cache

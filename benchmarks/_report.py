@@ -9,8 +9,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def commit() -> str:
-    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
+    """The checkout's short commit; "" where there is no git or no .git (the device machine's copy of the tree)."""
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:
+        return ""
 
 
 def emit(text: str, append: Path | None) -> None:

@@ -26,18 +26,19 @@ from pathlib import Path
 
 import _report  # benchmarks/_report.py: these scripts run as `python benchmarks/X.py`
 import torch
+from _attacks import (
+    bound,
+    make_batches,
+    project_autoattack,
+    project_pgd,
+    reference_autoattack,
+    tiled,
+    timed,
+    torchattacks_pgd,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def timed(fn, repeat: int = 1):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> int:
@@ -56,16 +57,10 @@ def main() -> int:
     args = ap.parse_args()
     torch.manual_seed(0)
 
-    import torchattacks
-
-    from rlbind_bench import _compat
     from rlbind_bench.data.photos import prepare_photos
     from rlbind_bench.encoders.checkpoint_factory import build_languagebind_checkpoint
     from rlbind_bench.encoders.registry import load_encoder
     from rlbind_bench.modalities import get_handler
-    from rlbind_bench.threats.base import AttackContext
-    from rlbind_bench.threats.pgd import PGD
-    from rlbind_bench.threats.spec import AutoAttackSpec, PGDSpec
     from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
     if args.model:
@@ -91,16 +86,13 @@ def main() -> int:
         p.requires_grad_(False)
     cfg = enc.preprocess_config("image")
     base = torch.stack([get_handler("image").load(f, cfg) for f in files])
-    reps = (args.n + len(base) - 1) // len(base)
-    # Real images, tiled and shifted by a pixel per copy so no two samples are identical.
-    x_all = torch.cat([torch.roll(base, shifts=i, dims=-1) for i in range(reps)])[: args.n]
+    x_all = tiled(base, args.n)
     ids = [f"s{i}" for i in range(len(x_all))]
     t_text, class_emb = timed(lambda: build_class_embeddings(enc, classes, ["a photo of a {}."] * 20))
     clf = ZeroShotClassifier(enc, "image", class_emb).eval()
     with torch.no_grad():
         y_all = torch.cat([clf(x_all[i:i + args.batch_size]).argmax(1) for i in range(0, len(x_all), args.batch_size)])
-    batches = [(x_all[i:i + args.batch_size], y_all[i:i + args.batch_size], ids[i:i + args.batch_size])
-               for i in range(0, len(x_all), args.batch_size)]
+    batches = make_batches(x_all, y_all, ids, args.batch_size)
     eps, steps, alpha = args.eps, args.steps, 2.5 * args.eps / args.steps
 
     def clean():
@@ -108,40 +100,10 @@ def main() -> int:
             for x, _, _ in batches:
                 clf(x)
 
-    def bound():
-        for x, y, _ in batches:
-            for _ in range(steps):
-                xg = x.clone().requires_grad_(True)
-                loss = torch.nn.functional.cross_entropy(clf(xg), y, reduction="sum")
-                torch.autograd.grad(loss, xg)
-
-    spec = PGDSpec(name="linf-pgd", attack="pgd", norm="Linf", eps=(eps,), steps=steps, step_size=alpha)
-    attack = PGD(spec)
-    cell = attack.cells("image")[0]
-
-    def project():
-        correct = 0
-        for x, y, bid in batches:
-            with torch.no_grad():
-                logits = clf(x)
-            ctx = AttackContext("image", 0, bid, logits, 0.0, 1.0, len(classes), torch.device("cpu"))
-            res = attack.run(clf, x, y, cell, ctx)
-            correct += int((res.pred == y).sum())
-        return correct / len(x_all)
-
-    def peer():
-        ta = torchattacks.PGD(clf, eps=eps, alpha=alpha, steps=steps, random_start=True)
-        correct = 0
-        for x, y, _ in batches:
-            adv = ta(x, y)
-            with torch.no_grad():
-                correct += int((clf(adv).argmax(1) == y).sum())
-        return correct / len(x_all)
-
     t_clean, _ = timed(clean, 2)
-    t_bound, _ = timed(bound, 1)
-    t_proj, acc_proj = timed(project, 1)
-    t_peer, acc_peer = timed(peer, 1)
+    t_bound, _ = timed(lambda: bound(clf, batches, steps), 1)
+    t_proj, acc_proj = timed(lambda: project_pgd(clf, batches, eps, steps, alpha, len(classes)), 1)
+    t_peer, acc_peer = timed(lambda: torchattacks_pgd(clf, batches, eps, steps, alpha), 1)
     lines = [
         f"model: {what}; {len(x_all)} samples (labels: the model's own predictions, so all start correct), "
         f"batch {args.batch_size}; L-inf PGD-{steps}, eps {eps * 255:.3g}/255",
@@ -157,34 +119,11 @@ def main() -> int:
         f"{t_peer / t_bound:.2f} x bound |",
     ]
     if args.autoattack:
-        from rlbind_bench.threats.autoattack import AutoAttackThreat
-
-        _compat.apply("autoattack_module")
-        aa_spec = AutoAttackSpec(name="aa", attack="autoattack", norm="Linf", eps=(eps,), version="standard", seed=0)
-        aa = AutoAttackThreat(aa_spec)
-
         def aa_project():
-            correct = 0
-            for x, y, bid in batches:
-                with torch.no_grad():
-                    logits = clf(x)
-                res = aa.run(clf, x, y, aa.cells("image")[0], AttackContext("image", 0, bid, logits, 0.0, 1.0,
-                                                                     len(classes), torch.device("cpu")))
-                correct += int((res.pred == y).sum())
-            return correct / len(x_all)
+            return project_autoattack(clf, batches, eps, len(classes))
 
         def aa_reference():
-            # pyautoattack as a user would call it (images are already in [0, 1]); the only edit is the target
-            # count, which must be below the number of classes (AutoAttack issue 110).
-            import pyautoattack
-
-            correct = 0
-            for x, y, _ in batches:
-                ref = pyautoattack.AutoAttack(clf, norm="Linf", eps=eps, version="standard", seed=0, device="cpu")
-                ref.apgd_targeted.n_target_classes = ref.fab.n_target_classes = min(9, len(classes) - 1)
-                _, y_adv = ref.run_standard_evaluation(x, y, batch_size=len(x))
-                correct += int((y_adv == y).sum())
-            return correct / len(x_all)
+            return reference_autoattack(clf, batches, eps, len(classes))
 
         # ABBA order, best of two each: neither side gets only the cold (first) or only the warm slot.
         t_aa1, acc_aa = timed(aa_project)
