@@ -37,6 +37,8 @@ def main() -> int:
     ap.add_argument("--card", default="H100")
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--append", type=Path, default=None)
+    ap.add_argument("--save", type=Path, default=ROOT / "benchmarks" / "results",
+                    help="folder the two plans are written to as JSON (what the tables are made from)")
     args = ap.parse_args()
 
     from rlbind_bench.encoders.checkpoint_factory import build_languagebind_checkpoint, text_tower_state
@@ -60,6 +62,9 @@ def main() -> int:
                 print(measured.output, file=sys.stderr)
                 return 1
             plans[precision] = (json.loads(out.read_text()), measured.seconds)
+            args.save.mkdir(parents=True, exist_ok=True)
+            (args.save / f"plan-vit-l-{args.card.lower().replace(' ', '-')}-{precision}.json").write_text(
+                out.read_text())
 
     rows = []
     for precision, (plan, took) in plans.items():
@@ -76,6 +81,15 @@ def main() -> int:
                     f"**{_hours(t['expected_s'])}** |")
         print(rows[-1], f"(plan took {took:.0f} s)", flush=True)
     fp32 = plans["fp32"][0]
+    families: dict[str, list[float]] = {}
+    for c in fp32["cells"]:  # what dominates: the cells grouped by threat (the label before its norm/eps/sev)
+        family = c["cell"].split(" ")[0]
+        acc = families.setdefault(family, [0.0, 0.0])
+        acc[0] += c["worst_s"]
+        acc[1] += c["expected_s"]
+    total_worst, total_expected = fp32["totals"]["worst_case_s"], fp32["totals"]["expected_s"]
+    share_rows = [f"| {name} | {w / total_worst:.1%} | {e / total_expected:.1%} |"
+                  for name, (w, e) in sorted(families.items(), key=lambda kv: -kv[1][0]) if w > 0]
     text = "\n".join([
         f"## Plan: full suite, ViT-L/14 towers, {args.samples} samples x 4 modalities on {fp32['target']} "
         f"({time.strftime('%Y-%m-%d')}, commit {_report.commit()})",
@@ -90,7 +104,14 @@ def main() -> int:
         "",
         "| precision | modality | PFLOP (at most) | compute bound | expected at the bound |",
         "|---|---|---|---|---|",
-        *rows])
+        *rows,
+        "",
+        "What dominates (fp32; each threat's share of the bound and of the expected time; the plans are in "
+        "`benchmarks/results/`):",
+        "",
+        "| threat | share of the bound | share of expected |",
+        "|---|---|---|",
+        *share_rows])
     _report.emit(text, args.append)
     return 0
 
