@@ -99,8 +99,9 @@ def main() -> int:
         f"({fp32['peak_flops'] / 1e12:.0f} TFLOP/s fp32, {plans['bf16'][0]['peak_flops'] / 1e12:.0f} bf16). "
         "Bound = all at-most passes at the peak; expected = the expected passes at the peak (AutoAttack's later "
         "sub-attacks on every clean-correct sample, as nothing is probed for another card; the random towers' "
-        "clean accuracy on the digits is what the early exit is estimated from). Corruption making, decoding and "
-        "the probes are not priced for another card. PFLOP = 10^15 FLOP.",
+        "clean accuracy on the digits, near chance, is what the early exit is estimated from, so 'expected' here "
+        "shows the early exit of a model that is mostly wrong, not LanguageBind's). Corruption making and "
+        "decoding are not priced for another card; the probes are, at most. PFLOP = 10^15 FLOP.",
         "",
         "| precision | modality | PFLOP (at most) | compute bound | expected at the bound |",
         "|---|---|---|---|---|",
