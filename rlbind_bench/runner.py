@@ -173,6 +173,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     cell_catalogue: list[dict] = []
     class_names: dict[str, list[str]] = {}  # dataset -> the text each class put in the templates
     diagnostics: dict[str, dict] = {}
+    probe_sources: dict[str, str] = {}  # dataset -> probed | user cache | resumed | off (not a result: like a time)
     batch_sizes: dict[str, int] = {}
     logit_scales: dict[str, float] = {}
     with Progress(req.progress and rank == 0) as progress:
@@ -218,7 +219,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             cache = corruption_cache() if variants and cached and req.corruption_cache else None
             adversarial = [c for a, c in plan if a.adversarial]
             if adversarial:
-                diagnostics[spec.name] = diagnose(
+                diagnostics[spec.name], probe_sources[spec.name] = diagnose(
                     dataset, classifier, space, device, fingerprint=fingerprint, norm=adversarial[0].norm,
                     label_free=any(a.label_free for a, _ in plan), samples=cfg.probe_samples,
                     precision=cfg.precision,
@@ -267,7 +268,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
            "class_names": class_names, "logit_scales": logit_scales,
            "device": device_name(device), "seed": cfg.seed, "command": req.command,
            "started": iso_time(started), "finished": iso_time(time.time()), "seconds": round(time.time() - started, 3),
-           "skipped_files": skipped, "checks": diagnostics,
+           "skipped_files": skipped, "checks": diagnostics, "probe_sources": probe_sources,
            "checks_not_run": sorted(PROBE_CHECKS) if cfg.probe_samples <= 0 else [], "batch_sizes": batch_sizes, "world_size": world,
            "parts": part_writers(parts_dir, datasets),
            "check_definitions": {k: dataclasses.asdict(v) for k, v in CHECKS.items()}, "provenance": provenance()}

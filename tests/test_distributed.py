@@ -25,7 +25,8 @@ from digit_folders import DEMO_MODEL, TEMPLATE, write_digit_folders
 
 SHARD_SIZE, N_SAMPLES = 4, 20
 N_PARTS = N_SAMPLES // SHARD_SIZE
-RUN_TIMES = ("started", "finished", "seconds", "command")  # the run.json keys a rerun may change
+# The run.json keys a rerun may change: times, and where the probes' results came from (the same results).
+RUN_TIMES = ("started", "finished", "seconds", "command", "probe_sources")
 
 
 def _free_port() -> int:

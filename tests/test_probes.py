@@ -34,8 +34,8 @@ def test_second_run_of_same_model_reuses_probes(checkpoints, photo_dir, tmp_path
     # Another eps grid: other cells, other shard hashes, so the resume copy beside the parts is not what is read.
     second = _run(checkpoints["image"], photo_dir, tmp_path / "b", "--eps", "2/255,4/255")
     (a,), (b,) = first["checks"].values(), second["checks"].values()
-    assert a["cached"] is False
-    assert b["cached"] is True
+    assert list(first["probe_sources"].values()) == ["probed"]
+    assert list(second["probe_sources"].values()) == ["user cache"]
     assert {k: a[k] for k in PROBE_FIELDS} == {k: b[k] for k in PROBE_FIELDS}
     assert len(list((fresh_cache / "probes").glob("*.json"))) == 1
 
@@ -46,7 +46,7 @@ def test_other_model_or_inputs_probe_again(checkpoints, photo_dir, tmp_path, fre
 
     reseeded = build_languagebind_checkpoint(tmp_path / "img2", "image", seed=7)  # other weights, same photos
     other_model = _run(reseeded, photo_dir, tmp_path / "b")
-    assert next(iter(other_model["checks"].values()))["cached"] is False
+    assert list(other_model["probe_sources"].values()) == ["probed"]
     # The same model on other bytes (first photo of every class replaced) under the same dataset name and sample
     # ids: not the cached verdict.
     changed = tmp_path / "copy" / photo_dir.name
@@ -58,7 +58,7 @@ def test_other_model_or_inputs_probe_again(checkpoints, photo_dir, tmp_path, fre
         files = sorted(cls.iterdir())
         files[0].write_bytes(files[1].read_bytes())
     other_inputs = _run(checkpoints["image"], changed, tmp_path / "c")
-    assert next(iter(other_inputs["checks"].values()))["cached"] is False
+    assert list(other_inputs["probe_sources"].values()) == ["probed"]
     assert len(list((fresh_cache / "probes").glob("*.json"))) == 3
 
 
@@ -68,7 +68,7 @@ def test_garbled_cache_entry_is_probed_again(checkpoints, photo_dir, tmp_path, f
     entry.write_text('{"zero_grad_fr')
     again = _run(checkpoints["image"], photo_dir, tmp_path / "b", "--eps", "2/255")
     (a,), (b,) = first["checks"].values(), again["checks"].values()
-    assert b["cached"] is False
+    assert list(again["probe_sources"].values()) == ["probed"]
     assert b["n"] == a["n"]
     assert json.loads(entry.read_text())["n"] == a["n"]  # rewritten whole
 
@@ -118,6 +118,6 @@ def test_plan_runs_the_probes_once_for_the_run(checkpoints, photo_dir, tmp_path,
     assert first["worst_s"] > 0  # what they cost, shown
     assert first["expected_s"] == 0  # ...but not again in the run
     run = _run(checkpoints["image"], photo_dir, tmp_path / "a")
-    assert next(iter(run["checks"].values()))["cached"] is True
+    assert list(run["probe_sources"].values()) == ["user cache"]
     assert "already cached" in probe_row("second.json")["cell"]
     assert len(list((fresh_cache / "probes").glob("*.json"))) == 1

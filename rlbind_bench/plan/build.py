@@ -275,10 +275,10 @@ def _probe_row(spec, dataset, classifier, grid, cfg, device, space, n: int, fing
         return CellPlan(spec.name, spec.modality, "sanity probes (threats/probes.py)", k, probes,
                         (float(probes.forward), float(probes.backward)), "at most")
     with tempfile.TemporaryDirectory() as tmp:
-        result = diagnose(dataset, classifier, space, device, resume_file=Path(tmp) / "probes.json",
-                          fingerprint=fingerprint, norm=norm, label_free=label_free, samples=k,
-                          precision=cfg.precision)
-    how = "already cached" if result.get("cached") else "run by this plan"
+        result, source = diagnose(dataset, classifier, space, device, resume_file=Path(tmp) / "probes.json",
+                                  fingerprint=fingerprint, norm=norm, label_free=label_free, samples=k,
+                                  precision=cfg.precision)
+    how = "already cached" if source == "user cache" else "run by this plan"
     return CellPlan(spec.name, spec.modality, f"sanity probes ({how}; cached for the run)", result.get("n", k),
                     probes, (0.0, 0.0), "cached")
 

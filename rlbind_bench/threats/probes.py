@@ -77,33 +77,34 @@ def shared_probe_file(dataset_name: str, key: str) -> Path:
 
 def diagnose(dataset, classifier, space, device, *, resume_file: Path, fingerprint: str, norm: str,
              label_free: bool, samples: int = DEFAULT_PROBE_SAMPLES, precision: str = "fp32",
-             shared_cache: bool = True) -> dict:
-    """The probes' results for one dataset ({} when off or nothing is readable), from the resume file, the user
-    cache, or by running them; `cached` in the result says where they came from."""
+             shared_cache: bool = True) -> tuple[dict, str]:
+    """(the probes' results for one dataset, {} when off or nothing is readable; where they came from: "probed",
+    "user cache", "resumed" or "off"). The source is an execution detail like a time (run.json keeps it apart
+    from the results, which are the same whichever it was)."""
     if samples <= 0:
-        return {}
+        return {}, "off"
     if resume_file.is_file():
-        return json.loads(resume_file.read_text())
+        return json.loads(resume_file.read_text()), "resumed"
     ids, xs = probe_inputs(dataset, samples)
     if not xs:
-        return {}
+        return {}, "off"
     key = probe_key(fingerprint, ids, xs, norm=norm, label_free=label_free, precision=precision, device=device,
                     space=space)
     shared = shared_probe_file(dataset.index.spec.name, key)
     if shared_cache and shared.is_file():
         try:
-            result = {**json.loads(shared.read_text()), "cached": True}
+            result = json.loads(shared.read_text())
         except (OSError, ValueError):  # a torn or garbled entry: probe again
             result = None
-        if result is not None:
+        if isinstance(result, dict) and result.get("probe_key") == key:
             write_json_atomic(resume_file, result)
-            return result
-    result = {**run_probes(xs, classifier, space, device, norm, label_free), "cached": False, "probe_key": key}
+            return result, "user cache"
+    result = {**run_probes(xs, classifier, space, device, norm, label_free), "probe_key": key}
     write_json_atomic(resume_file, result)
     if shared_cache:
         with contextlib.suppress(OSError):  # an unwritable cache costs the next run its probes, nothing else
             write_json_atomic(shared, result)
-    return result
+    return result, "probed"
 
 
 def run_probes(xs: list[torch.Tensor], classifier, space, device, norm: str, label_free: bool) -> dict:
