@@ -39,7 +39,13 @@ def main() -> int:
     ap.add_argument("--append", type=Path, default=None)
     ap.add_argument("--save", type=Path, default=ROOT / "benchmarks" / "results",
                     help="folder the two plans are written to as JSON (what the tables are made from)")
+    ap.add_argument("--from-saved", action="store_true",
+                    help="write the tables from the plans already in --save instead of planning again")
     args = ap.parse_args()
+    stem = f"plan-vit-l-{args.card.lower().replace(' ', '-')}"
+    if args.from_saved:
+        plans = {p: (json.loads((args.save / f"{stem}-{p}.json").read_text()), None) for p in ("fp32", "bf16")}
+        return _emit(plans, args)
 
     from rlbind_bench.encoders.checkpoint_factory import build_languagebind_checkpoint, text_tower_state
     from rlbind_bench.plan.measure import run_measured
@@ -63,9 +69,11 @@ def main() -> int:
                 return 1
             plans[precision] = (json.loads(out.read_text()), measured.seconds)
             args.save.mkdir(parents=True, exist_ok=True)
-            (args.save / f"plan-vit-l-{args.card.lower().replace(' ', '-')}-{precision}.json").write_text(
-                out.read_text())
+            (args.save / f"{stem}-{precision}.json").write_text(out.read_text())
+    return _emit(plans, args)
 
+
+def _emit(plans: dict, args) -> int:
     rows = []
     for precision, (plan, took) in plans.items():
         by_modality: dict[str, list[float]] = {}
@@ -79,11 +87,11 @@ def main() -> int:
         t = plan["totals"]
         rows.append(f"| {precision} | **all 4** | {t['flops'] / 1e15:.0f} | **{_hours(t['compute_bound_s'])}** | "
                     f"**{_hours(t['expected_s'])}** |")
-        print(rows[-1], f"(plan took {took:.0f} s)", flush=True)
+        print(rows[-1], f"(plan took {took:.0f} s)" if took else "", flush=True)
     fp32 = plans["fp32"][0]
     families: dict[str, list[float]] = {}
     for c in fp32["cells"]:  # what dominates: the cells grouped by threat (the label before its norm/eps/sev)
-        family = c["cell"].split(" ")[0]
+        family = c["cell"].split(" ")[0].split(":")[0]  # one row for all corruptions
         acc = families.setdefault(family, [0.0, 0.0])
         acc[0] += c["worst_s"]
         acc[1] += c["expected_s"]
