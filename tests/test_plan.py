@@ -235,3 +235,20 @@ def test_plan_prices_later_autoattack_stages_on_the_short_attacks_survivors(chec
         assert first.backward * clean_ok - 1e-9 <= c["expected"][1] <= c["budget"]["backward"] * clean_ok + 1e-9
         # PGD-20 at 4/255 breaks this random tower's samples: the later sub-attacks are priced on (almost) none
         assert c["expected"][1] < c["budget"]["backward"] * clean_ok - 1
+
+
+def test_process_start_row_only_for_a_command_process(checkpoints, photo_dir, tmp_path, one_thread):
+    """A `rlbind-bench` process counts its own start-up (interpreter, imports) once; a plan made inside another
+    process (this test session) does not count that process's age."""
+    from rlbind_bench.plan.measure import run_measured
+
+    args = ["run", "--model", str(checkpoints["image"]), "--modalities", "image", "--dataset-dir",
+            f"image={photo_dir}", "--threats", "linf-pgd", "--steps", "2", "--n-samples", "4", "--no-progress",
+            "--out", str(tmp_path / "o")]
+    measured = run_measured([*args, "--plan-json", str(tmp_path / "sub.json")])
+    assert measured.returncode == 0, measured.output
+    rows = [c for c in json.loads((tmp_path / "sub.json").read_text())["cells"] if c["cell"].startswith("process")]
+    assert len(rows) == 1
+    assert 0 < rows[0]["expected_s"] < measured.seconds
+    assert main([*args, "--plan-json", str(tmp_path / "here.json")]) == 0
+    assert not [c for c in json.loads((tmp_path / "here.json").read_text())["cells"] if c["cell"].startswith("process")]

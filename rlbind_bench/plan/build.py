@@ -43,6 +43,7 @@ from rlbind_bench.threats.pgd import default_step_size, pgd
 from rlbind_bench.threats.probes import diagnose
 from rlbind_bench.threats.registry import build_plan
 
+_PROCESS_START_COUNTED: list[bool] = []
 PROBE_SAMPLES = 8  # samples the expected cost is measured on
 PROBE_MAX_PASSES = 200  # a cell costing more per sample is not run by the probe: its expected passes are scaled
 
@@ -163,7 +164,10 @@ def plan_run(req: RunRequest, probe_samples: int = PROBE_SAMPLES, reps: int = 3,
     here, every pass is priced at the card's datasheet peak (so the worst case equals the compute bound and the
     expected time is the expected passes at the bound), and no cell is probed (expected = at most x clean
     accuracy). `samples` prices every dataset as if it had that many samples (sizing a run on data not here)."""
-    imports_s = process_age_s()  # before any work of this plan: what a run's process pays before its first line
+    # Before any work of this plan: what a run's process pays before its first line (once per process: a second
+    # plan in the same command, `--model 'demo/*'`, would count the first one's time).
+    imports_s = process_age_s() if not _PROCESS_START_COUNTED else None
+    _PROCESS_START_COUNTED.append(True)
     cfg = _check_request(req.config)
     device = torch.device(cfg.device)
     started = time.perf_counter()
