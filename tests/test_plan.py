@@ -217,7 +217,8 @@ def test_autoattack_stages_sum_to_its_budget(version):
     for s in stages[1:]:
         total = total + s
     assert total == attack.pass_budget(cell, 10)
-    assert stages[-1].forward > stages[-1].backward if version == "standard" else True  # Square: queries only
+    if version == "standard":
+        assert stages[-1].backward == 0  # Square, last: forward queries only
 
 
 def test_plan_prices_later_autoattack_stages_on_the_short_attacks_survivors(checkpoints, photo_dir, tmp_path,

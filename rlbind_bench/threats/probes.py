@@ -25,6 +25,7 @@ from rlbind_bench.files import slugify, write_json_atomic
 from rlbind_bench.hashing import config_hash
 from rlbind_bench.paths import user_cache_dir
 from rlbind_bench.threats.checks import probe_batch, probe_embedding
+from rlbind_bench.threats.corruptions.cache import input_fingerprint
 
 DEFAULT_PROBE_SAMPLES = 16
 # The checks that read the probes' results: off with the probes (the others read the run's own rows).
@@ -55,18 +56,10 @@ def probe_inputs(dataset, k: int) -> tuple[list[str], list[torch.Tensor]]:
     return ids, xs
 
 
-def _inputs_digest(xs: list[torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for x in xs:
-        a = x.detach().cpu().contiguous().numpy()
-        h.update(f"{a.dtype.str}|{a.shape}|".encode() + a.tobytes())
-    return h.hexdigest()[:16]
-
-
 def probe_key(fingerprint: str, ids: list[str], xs: list[torch.Tensor], *, norm: str, label_free: bool,
               precision: str, device, space) -> str:
     """Everything the probes' verdicts depend on."""
-    return config_hash({"fingerprint": fingerprint, "ids": ids, "inputs": _inputs_digest(xs), "norm": norm,
+    return config_hash({"fingerprint": fingerprint, "ids": ids, "inputs": config_hash([input_fingerprint(x) for x in xs]), "norm": norm,
                         "label_free": label_free, "precision": precision, "device": torch.device(device).type,
                         "space": [space.low, space.high], "code": probe_code_digest()})
 
