@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# Train the demo zoo (zoo/demo/*) from the committed recipes in recipes/demo/, on the demo data's train split.
-# About 50 minutes on a 2-core CPU (50 min 19 s measured, nothing else running). docs/zoo.md lists the figures; tests/test_zoo.py (slow) checks a rerun.
+# Train the demo zoo from the committed recipes in recipes/demo/ (docs/zoo.md), resumably: a model whose folder
+# already holds training.json is kept, and an interrupted training resumes from its checkpoint.
+#   1. demo/backbone: three binding phases on the pretraining mix (digits + Fashion-MNIST + letters);
+#   2. every robust fine-tune on the digits train split only, one model per (method, seed).
+# Usage: scripts/train-demo-zoo.sh [OUT] [SEEDS]   (defaults: zoo/demo-next, "0 1 2")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-DS=demo-digits-image,demo-digits-audio,demo-digits-thermal-sim,demo-digits-video
-OUT=${1:-zoo/demo}
+OUT=${1:-zoo/demo-next}
+SEEDS=${2:-0 1 2}
+DIGITS=demo-digits-image,demo-digits-audio,demo-digits-thermal-sim,demo-digits-video
+MIX=$DIGITS,demo-fashion-image,demo-fashion-thermal-sim,demo-fashion-video,demo-letters-audio
 $BIN/rlbind-bench data prepare demo
-$BIN/rlbind-bench train --recipe demo/backbone --init demo/init --datasets "$DS" --out "$OUT/backbone-phase1" \
-  --no-progress
-$BIN/rlbind-bench train --recipe demo/backbone-av --init "$OUT/backbone-phase1" --datasets "$DS" \
-  --out "$OUT/backbone-phase2" --no-progress
-$BIN/rlbind-bench train --recipe demo/backbone-audio --init "$OUT/backbone-phase2" --datasets "$DS" \
-  --out "$OUT/backbone" --no-progress
-rm -rf "$OUT/backbone-phase1" "$OUT/backbone-phase2"
-for recipe in fare tecoa pmg-aft rlbind; do
-  $BIN/rlbind-bench train --recipe "demo/$recipe" --init "$OUT/backbone" --datasets "$DS" --out "$OUT/$recipe" \
-    --no-progress
+
+train() {  # train RECIPE INIT DATASETS OUT [overrides...]
+  local recipe=$1 init=$2 ds=$3 out=$4
+  shift 4
+  if [[ -f "$out/training.json" ]]; then echo "kept: $out"; return; fi
+  $BIN/rlbind-bench train --recipe "$recipe" --init "$init" --datasets "$ds" --out "$out" --no-progress "$@"
+}
+
+train demo/backbone demo/init "$MIX" "$OUT/backbone-phase1"
+train demo/backbone-av "$OUT/backbone-phase1" "$MIX" "$OUT/backbone-phase2"
+train demo/backbone-audio "$OUT/backbone-phase2" "$MIX" "$OUT/backbone"
+for seed in $SEEDS; do
+  for recipe in fare tecoa pmg-aft rlbind; do
+    train "demo/$recipe" "$OUT/backbone" "$DIGITS" "$OUT/$recipe-s$seed" --seed "$seed"
+  done
 done

@@ -22,6 +22,7 @@ from rlbind_bench.results.provenance import git_hash
 from rlbind_bench.runner import RunRequest, run_evaluation
 from rlbind_bench.train.data import load_training_data
 from rlbind_bench.train.loop import Trainer
+from rlbind_bench.train.objectives import OBJECTIVE_CLASSES
 from rlbind_bench.train.recipes import Recipe, load_recipe, override
 
 
@@ -59,9 +60,20 @@ def stage_recipes(recipe: Recipe, overrides: dict | None = None) -> list[Recipe]
     if len(steps) != len(recipe.stages):
         raise UserError(f"recipe {recipe.name}: stage_steps must have one entry per stage")
     total = sum(steps)
+    known_anywhere = {k for name in recipe.stages for k in OBJECTIVE_CLASSES[load_recipe(name).objective].default_weights}
+    unread = sorted(set((overrides or {}).get("weights") or {}) - known_anywhere)
+    if unread:
+        raise UserError(f"recipe {recipe.name}: no stage reads the loss weight {', '.join(unread)}")
+    weights = dict((overrides or {}).get("weights") or {})
     for name, n in zip(recipe.stages, steps, strict=True):
-        # Command-line overrides reach every stage; --steps is split across stages in stage_steps' ratio.
-        stage = override(load_recipe(name), **{k: v for k, v in (overrides or {}).items() if k != "steps"})
+        # Command-line overrides reach every stage; --steps is split across stages in stage_steps' ratio, and a
+        # loss weight goes to the stages whose objective reads it.
+        stage = load_recipe(name)
+        known = OBJECTIVE_CLASSES[stage.objective].default_weights
+        changes = {k: v for k, v in (overrides or {}).items() if k not in ("steps", "weights")}
+        if any(k in known for k in weights):
+            changes["weights"] = {**stage.weights, **{k: v for k, v in weights.items() if k in known}}
+        stage = override(stage, **changes)
         n = round(n * recipe.steps / total) if total else n
         stages.append(dataclasses.replace(stage, steps=n, batch_size=recipe.batch_size, seed=recipe.seed))
     return stages

@@ -58,7 +58,11 @@ class TrainData:
 
 def load_training_data(encoder: BoundEncoder, specs: list[DatasetSpec], data_root: Path, cache_dir: Path | None,
                        max_per_modality: int | None = None) -> TrainData:
-    """Decode every training sample once (small demo-scale sets); unreadable files are skipped."""
+    """Decode every training sample once (small demo-scale sets); unreadable files are skipped.
+
+    Several datasets of one modality (the backbone's "pretraining" mix) become one training set whose classes
+    are the union of their class names: the labels are renumbered by name and each class keeps the text
+    embedding of the first dataset (in the order given) that names it, with that dataset's templates."""
     data = TrainData()
     for spec in specs:
         encoder.require(spec.modality)
@@ -74,14 +78,34 @@ def load_training_data(encoder: BoundEncoder, specs: list[DatasetSpec], data_roo
         if not xs:
             raise UserError(f"training dataset {spec.name}: no readable samples")
         space = encoder.input_space(spec.modality, **hints)
-        data.x[spec.modality] = torch.stack(xs)
-        data.y[spec.modality] = torch.tensor(ys)
-        data.class_text[spec.modality] = build_class_embeddings(encoder, index.prompts, spec.template_list(),
-                                                                cache_dir=cache_dir)
-        data.low_high[spec.modality] = (space.low, space.high)
-        data.datasets[spec.modality] = spec.name
-        data.classes[spec.modality] = index.prompts
+        text = build_class_embeddings(encoder, index.prompts, spec.template_list(), cache_dir=cache_dir)
+        _add(data, spec, torch.stack(xs), torch.tensor(ys), text, list(index.prompts), (space.low, space.high))
     return data
+
+
+def _add(data: TrainData, spec: DatasetSpec, x: torch.Tensor, y: torch.Tensor, text: torch.Tensor,
+         names: list[str], low_high: tuple[float, float]) -> None:
+    m = spec.modality
+    if m not in data.x:
+        data.x[m], data.y[m], data.class_text[m], data.classes[m] = x, y, text, names
+        data.low_high[m], data.datasets[m] = low_high, spec.name
+        return
+    if x.shape[1:] != data.x[m].shape[1:]:
+        raise UserError(f"training datasets {data.datasets[m]} and {spec.name} ({m}) decode to different input "
+                        f"shapes {tuple(data.x[m].shape[1:])} and {tuple(x.shape[1:])}: they cannot share a batch")
+    if low_high != data.low_high[m]:
+        raise UserError(f"training datasets {data.datasets[m]} and {spec.name} ({m}) have different input ranges "
+                        f"{data.low_high[m]} and {low_high}")
+    known = {name: i for i, name in enumerate(data.classes[m])}
+    new_rows = [i for i, name in enumerate(names) if name not in known]
+    for i in new_rows:
+        known[names[i]] = len(known)
+    relabel = torch.tensor([known[name] for name in names], dtype=torch.long)
+    data.x[m] = torch.cat([data.x[m], x])
+    data.y[m] = torch.cat([data.y[m], relabel[y]])
+    data.class_text[m] = torch.cat([data.class_text[m], text[new_rows]])
+    data.classes[m] = data.classes[m] + [names[i] for i in new_rows]
+    data.datasets[m] = f"{data.datasets[m]}+{spec.name}"
 
 
 def sample_batch(y: torch.Tensor, batch_size: int, g: torch.Generator) -> torch.Tensor:

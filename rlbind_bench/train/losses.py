@@ -74,6 +74,21 @@ def text_anchor_loss(emb_clean: torch.Tensor, emb_adv: torch.Tensor, class_text:
             + (1 - F.cosine_similarity(emb_adv, anchor, dim=-1)).mean())
 
 
+def contrastive_anchor_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, labels: torch.Tensor
+                            ) -> torch.Tensor:
+    """RLBind stage 2, contrastive text anchor (a variant of term (a), our choice): cross-entropy over the class
+    texts at the model's logit scale, for the clean and the adversarial embedding: CE(s f̂(x) T̂ᵀ, y) +
+    CE(s f̂(x_adv) T̂ᵀ, y). Unlike the cosine pull it also pushes away from the other classes' texts."""
+    return F.cross_entropy(logits_clean, labels) + F.cross_entropy(logits_adv, labels)
+
+
+def weight_distance(params: dict[str, list[torch.Tensor]], start: dict[str, list[torch.Tensor]]) -> torch.Tensor:
+    """L2-SP (Li et al., ICML 2018): sum of ||θ - θ_start||²₂ over every parameter of the trained towers, where θ_start
+    are the weights the stage started from (for RLBind stage 2: stage 1's result)."""
+    terms = [(p - p0).pow(2).sum() for m in params for p, p0 in zip(params[m], start[m], strict=True)]
+    return torch.stack(terms).sum()
+
+
 def gaussian_mmd2(a: torch.Tensor, b: torch.Tensor, bandwidth: float = 0.5) -> torch.Tensor:
     """Biased estimate of the squared MMD with k(u, v) = exp(-||u - v||² / (2 sigma²)) (Gretton et al., 2012)."""
     def k(u, v):

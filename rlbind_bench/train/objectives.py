@@ -49,6 +49,10 @@ class Objective:
         self.encoder = encoder
         self.recipe = recipe
         self.data = data
+        unknown = sorted(set(recipe.weights) - set(self.default_weights))
+        if unknown:  # a weight that no loss reads would be stored in training.json as if it had been used
+            raise ConfigError(f"recipe {recipe.name}: objective {self.name} has no loss weight "
+                              f"{', '.join(unknown)} (it reads: {', '.join(self.default_weights) or 'none'})")
         self.weights = {**self.default_weights, **recipe.weights}
         self.original: BoundEncoder | None = None
         if self.needs_original:
@@ -176,15 +180,38 @@ class RLBindStage1(Fare):
 @register_objective("rlbind-stage2")
 class RLBindStage2(Objective):
     """Text-anchored clean/adversarial alignment per modality plus class-wise cross-modal alignment, on
-    class-balanced batches."""
+    class-balanced batches. The anchor is a cosine pull to the true class's text (`anchor`), a cross-entropy
+    over the class texts (`contrastive`), or both; `stay` adds an L2 pull of the towers to the weights stage 2
+    started from (the stage-1 result: L2-SP, Li et al. 2018)."""
 
     class_balanced = True
     attacks = True
-    default_weights: ClassVar[dict[str, float]] = {"anchor": 1.0, "align": 0.5, "mmd": 1.0, "class_mean": 1.0,
-                                                   "bandwidth": 0.5, "invariance": 0.0}
+    default_weights: ClassVar[dict[str, float]] = {"anchor": 1.0, "contrastive": 0.0, "align": 0.5, "mmd": 1.0,
+                                                   "class_mean": 1.0, "bandwidth": 0.5, "invariance": 0.0,
+                                                   "stay": 0.0}
+
+    def __init__(self, encoder, recipe, data):
+        super().__init__(encoder, recipe, data)
+        if self.weights["stay"] and recipe.trainable == "lora":
+            raise ConfigError(f"recipe {recipe.name}: the stay term pulls tower weights, but LoRA trains adapters; "
+                              "use trainable: tower")
+        # Taken before the trainer resumes a checkpoint, so a resumed run pulls to the same start weights.
+        self.start = {m: [p.detach().clone() for p in encoder.tower(m).parameters()]
+                      for m in (recipe.modalities or tuple(data.x))} if self.weights["stay"] else {}
 
     def attack_loss(self, m, z, y, ref):
         return (1 - F.cosine_similarity(self.encoder.encode(m, z), ref)).sum()
+
+    def anchor_term(self, m, e_clean, e_adv, y):
+        w, term = self.weights, 0.0
+        if w["anchor"]:
+            term = term + w["anchor"] * losses.text_anchor_loss(e_clean, e_adv, self.data.class_text[m], y)
+        if w["contrastive"]:
+            term = term + w["contrastive"] * losses.contrastive_anchor_loss(
+                self.logits(e_clean, m), self.logits(e_adv, m), y)
+        if w["invariance"]:
+            term = term + w["invariance"] * losses.fare_loss(e_adv, e_clean.detach())
+        return term
 
     def loss(self, batches, step):
         # One attack generator for the step: every modality's start is drawn from it in turn.
@@ -194,9 +221,7 @@ class RLBindStage2(Objective):
         for m, (x, y) in batches.items():
             x_adv = self.adversarial(m, x, y, self.data.class_text[m][y], g)
             e_clean, e_adv = enc.encode(m, x), enc.encode(m, x_adv)
-            term = losses.text_anchor_loss(e_clean, e_adv, self.data.class_text[m], y)
-            if w["invariance"]:
-                term = term + w["invariance"] * losses.fare_loss(e_adv, e_clean.detach())
+            term = self.anchor_term(m, e_clean, e_adv, y)
             anchor_terms.append(term)
             clean_embs[m], labels[m] = e_clean, y
             parts[f"anchor_{m}"] = float(term.detach())
@@ -207,4 +232,9 @@ class RLBindStage2(Objective):
         align = losses.class_alignment_loss(clean_embs, labels, bandwidth=w["bandwidth"], mmd_weight=w["mmd"],
                                             mean_weight=w["class_mean"]) if len(batches) > 1 else anchor * 0
         parts["align"] = float(align.detach())
-        return w["anchor"] * anchor + w["align"] * align, parts
+        total = anchor + w["align"] * align
+        if self.start:
+            stay = losses.weight_distance({m: list(enc.tower(m).parameters()) for m in self.start}, self.start)
+            parts["stay"] = float(stay.detach())
+            total = total + w["stay"] * stay
+        return total, parts
