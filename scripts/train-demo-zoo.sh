@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 OUT=${1:-zoo/demo-next}
-SEEDS=${2:-0 1 2}
+SEEDS=${2-0 1 2}  # "" (given): the backbone only
 DIGITS=demo-digits-image,demo-digits-audio,demo-digits-thermal-sim,demo-digits-video
 MIX=$DIGITS,demo-fashion-image,demo-fashion-thermal-sim,demo-fashion-video,demo-letters-audio
 $BIN/rlbind-bench data prepare demo
@@ -20,9 +20,16 @@ train() {  # train RECIPE INIT DATASETS OUT [overrides...]
   $BIN/rlbind-bench train --recipe "$recipe" --init "$init" --datasets "$ds" --out "$out" --no-progress "$@"
 }
 
-train demo/backbone demo/init "$MIX" "$OUT/backbone-phase1"
-train demo/backbone-av "$OUT/backbone-phase1" "$MIX" "$OUT/backbone-phase2"
-train demo/backbone-audio "$OUT/backbone-phase2" "$MIX" "$OUT/backbone"
+if [[ ! -f "$OUT/backbone/training.json" ]]; then
+  train demo/backbone demo/init "$MIX" "$OUT/backbone-phase1"
+  train demo/backbone-av "$OUT/backbone-phase1" "$MIX" "$OUT/backbone-phase2"
+  train demo/backbone-audio "$OUT/backbone-phase2" "$MIX" "$OUT/backbone"
+  for phase in phase1 phase2; do  # the earlier phases' cards and logs stay with the backbone, their weights go
+    mkdir -p "$OUT/backbone/$phase"
+    mv "$OUT/backbone-$phase"/{README.md,training.json,train_log.csv} "$OUT/backbone/$phase/"
+    rm -rf "$OUT/backbone-$phase"
+  done
+fi
 for seed in $SEEDS; do
   for recipe in fare tecoa pmg-aft rlbind; do
     train "demo/$recipe" "$OUT/backbone" "$DIGITS" "$OUT/$recipe-s$seed" --seed "$seed"
