@@ -34,4 +34,12 @@ for seed in $SEEDS; do
   for recipe in fare tecoa pmg-aft rlbind; do
     train "demo/$recipe" "$OUT/backbone" "$DIGITS" "$OUT/$recipe-s$seed" --seed "$seed"
   done
+  # RLBind's stage 1 alone, as its own model: the reference that says what stage 2 adds (docs/results-demo.md).
+  stage1="$OUT/rlbind-s$seed/stage1-rlbind-stage1"
+  if [[ ! -f "$OUT/rlbind-stage1-s$seed/rlbind-model.json" ]]; then
+    rm -rf "$OUT/rlbind-stage1-s$seed.tmp"
+    cp -r "$stage1/checkpoint/model" "$OUT/rlbind-stage1-s$seed.tmp"
+    cp "$stage1/train_log.csv" "$OUT/rlbind-stage1-s$seed.tmp/"
+    mv "$OUT/rlbind-stage1-s$seed.tmp" "$OUT/rlbind-stage1-s$seed"
+  fi
 done

@@ -1,0 +1,85 @@
+"""Evaluate the demo zoo on the TEST split, once, after every choice was made on val (docs/results-demo.md).
+
+The grid (issue: the demo answers the method's claims), on the digits test sets and the held-out test sets
+(Fashion-MNIST image / thermal / video, letters audio), at each model's own logit scale, every run folder
+resumable:
+  every model (backbone and every seed):  clean, L-inf PGD-50 at 1, 2, 4/255             -> RUNS/<model>/linf
+  the backbone and seed 0 of each method: L2 PGD-50 at 0.5 and 1.0                       -> RUNS/<model>/l2
+                                           AutoAttack standard L-inf at 4/255, fixed subset -> RUNS/<model>/aa-4
+                                           AutoAttack at 1/255 (audio, video: their training eps) -> .../aa-1
+                                           every corruption x 5 severities                -> RUNS/<model>/corruptions
+Every group of one model evaluates the same samples (`--n-samples` per dataset, the sample ids a seeded draw
+picks), so their clean cells are the same cell. AutoAttack runs on the AA_SUBSET sample ids with the smallest
+sha256 (`--autoattack-subset`), as RobustBench runs it on a fixed subset.
+Two runs at a time, one thread each; a finished folder (summary.parquet) is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / ".venv" / "bin" / "rlbind-bench"
+TEST_SETS = ("demo-digits-image,demo-digits-audio,demo-digits-thermal-sim,demo-digits-video,"
+             "demo-fashion-image,demo-letters-audio,demo-fashion-thermal-sim,demo-fashion-video")
+METHODS = ("fare", "tecoa", "pmg-aft", "rlbind")
+SEEDS = (0, 1, 2)
+N_SAMPLES = 200
+AA_SUBSET = 100
+GROUPS = {
+    "linf": ["--threats", "linf-pgd", "--eps", "1/255,2/255,4/255", "--steps", "50"],
+    "l2": ["--threats", "l2-pgd", "--eps", "0.5,1.0", "--steps", "50"],
+    "aa-4": ["--threats", "autoattack-linf", "--eps", "4/255", "--autoattack-subset", str(AA_SUBSET)],
+    "aa-1": ["--modalities", "audio,video", "--threats", "autoattack-linf", "--eps", "1/255",
+             "--autoattack-subset", str(AA_SUBSET)],
+    "corruptions": ["--threats", "corruptions"],
+}
+FULL_GRID = tuple(GROUPS)
+PGD_ONLY = ("linf",)
+
+
+def models() -> list[tuple[str, tuple[str, ...]]]:
+    out = [("demo/backbone", FULL_GRID)]
+    for seed in SEEDS:
+        out += [(f"demo/{m}-s{seed}", FULL_GRID if seed == 0 else PGD_ONLY) for m in METHODS]
+    return out
+
+
+def evaluate(model: str, group: str, runs: Path) -> None:
+    out = runs / model.split("/", 1)[1] / group
+    if (out / "summary.parquet").is_file():
+        return
+    cmd = [str(BIN), "run", "--model", model, "--suite", "clean", "--datasets", TEST_SETS, "--split", "test",
+           "--n-samples", str(N_SAMPLES), "--logit-scale", "model", "--out", str(out), "--no-progress",
+           *GROUPS[group]]
+    log = runs / "logs" / f"{model.split('/', 1)[1]}-{group}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    started = time.time()
+    with open(log, "a") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    print(f"[{time.strftime('%H:%M:%S')}] rc={rc} {time.time() - started:7.0f}s {model} {group}", flush=True)
+    if rc:
+        raise SystemExit(f"failed: {' '.join(cmd)} (log {log})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=Path, default=ROOT / "leaderboards" / "demo" / "runs")
+    ap.add_argument("--only", nargs="*", default=None, help="groups to run (default: all)")
+    args = ap.parse_args()
+    jobs = [(m, g) for m, groups in models() for g in groups if args.only is None or g in args.only]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for f in [pool.submit(evaluate, m, g, args.runs) for m, g in jobs]:
+            f.result()
+
+
+if __name__ == "__main__":
+    main()
