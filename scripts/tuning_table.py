@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
 MODALITIES = ("image", "thermal", "audio", "video")
 TRAIN_EPS = {"image": 4 / 255, "thermal": 4 / 255, "audio": 1 / 255, "video": 1 / 255}
 DIGITS = {"image": "demo-digits-image", "thermal": "demo-digits-thermal-sim", "audio": "demo-digits-audio",
@@ -18,8 +20,8 @@ DIGITS = {"image": "demo-digits-image", "thermal": "demo-digits-thermal-sim", "a
 HELD_OUT = {"image": "demo-fashion-image", "thermal": "demo-fashion-thermal-sim", "audio": "demo-letters-audio",
             "video": "demo-fashion-video"}
 LRS = ("3e-5", "1e-4", "3e-4", "1e-3")
+REFINE = (0.5, 2.0, 3.0)
 BASELINES = ("fare", "tecoa", "pmg-aft")
-RLBIND = ("cos", "ce", "stay", "visual")
 
 
 def cell(summary: pd.DataFrame, dataset: str, eps: float | None) -> pd.Series:
@@ -57,48 +59,75 @@ def row(label: str, eval_dir: Path, chosen: bool) -> str:
     return f"| {label}{mark} | {val_score(eval_dir):.3f} | {cells} | {held} |"
 
 
-def choices(evidence: Path) -> dict[str, str]:
-    """method -> the chosen configuration's folder name (highest val score; ties: the earlier in the grid)."""
+def configurations(evidence: Path) -> dict[str, list[tuple[str, str]]]:
+    """method -> its seven (label, folder) configurations in the order of the budget (round A, then round B)."""
+    from tune_demo import lr_name, rlbind_name
+
     out = {}
     for m in BASELINES:
-        names = [f"{m}-lr{lr}" for lr in LRS]
+        a = [(f"A: lr {lr}", f"{m}-lr{lr}") for lr in LRS]
+        best = max(LRS, key=lambda lr: (val_score(evidence / f"{m}-lr{lr}-eval"), -LRS.index(lr)))
+        b = [(f"B: lr {lr_name(float(best) * f)}", f"{m}-lr{lr_name(float(best) * f)}") for f in REFINE]
+        out[m] = a + b
+    a = [(f"A: lr {lr}, cos", rlbind_name("cos", lr)) for lr in LRS]
+    lr, anchor = round_b(evidence)
+    b = [(f"B: lr {lr}, ce", rlbind_name("ce", lr)), (f"B: lr {lr}, {anchor} + stay", rlbind_name("stay", lr)),
+         (f"B: lr {lr}, {anchor}, visual stage 1", rlbind_name("visual", lr))]
+    out["rlbind"] = a + b
+    return out
+
+
+def round_b(evidence: Path) -> tuple[str, str]:
+    """RLBind's round-B learning rate and anchor, as tune_demo.py recorded them."""
+    fields = dict(line.split(" ", 1) for line in (evidence / "rlbind-round-b.txt").read_text().splitlines() if line)
+    return fields["lr"], fields["anchor"]
+
+
+def choices(evidence: Path) -> dict[str, str]:
+    """method -> the chosen configuration's folder name (highest val score; a tie to the earlier one)."""
+    out = {}
+    for m, configs in configurations(evidence).items():
+        names = [name for _, name in configs]
         out[m] = max(names, key=lambda n: (val_score(evidence / f"{n}-eval"), -names.index(n)))
-    names = [f"rlbind-{v}" for v in RLBIND]
-    out["rlbind"] = max(names, key=lambda n: (val_score(evidence / f"{n}-eval"), -names.index(n)))
     return out
 
 
 def page(evidence: Path) -> str:
+    from tune_demo import rlbind_name
+
+    configs = configurations(evidence)
     chosen = choices(evidence)
+    lr, anchor = round_b(evidence)
     head = ("| configuration | val score S | " + " | ".join(f"{m} clean / robust" for m in MODALITIES)
             + " | " + " | ".join(f"held-out {m} clean" for m in MODALITIES) + " |")
     rule = "|---" * (2 + 2 * len(MODALITIES)) + "|"
-    best_anchor = (evidence / "rlbind-best-anchor.txt").read_text().strip()
     lines = [
         "# Demo tuning on the val split (written by scripts/tuning_table.py; do not edit)", "",
-        "Every fine-tune method had the same budget: four configurations, each a short run of 80 optimizer steps",
+        "Every fine-tune method had the same budget: seven configurations, each a short run of 80 optimizer steps",
         "(half of the final 160) from demo/backbone on the digits train split, seed 0 (`scripts/tune_demo.py`).",
+        "Round A, the same for every method: learning rate 3e-5, 1e-4, 3e-4, 1e-3 (RLBind: 40 stage-1 + 40 stage-2",
+        "steps, stage 2 with the cosine text anchor). Round B, three configurations at round A's best rate: the rate",
+        "refined (x0.5, x2, x3) for FARE, TeCoA and PMG-AFT; the stage-2 search for RLBind (the contrastive anchor",
+        "`ce`; the better anchor plus the stay-near-stage-1 term, L2-SP weight 5; the better anchor after a stage 1",
+        "on the visual towers only).",
         "Each was evaluated on the val split only: clean and L-inf PGD-10 at the modality's training eps (4/255",
         "image and thermal, 1/255 audio and video), at the model's own logit scale, up to 200 samples per set.",
         "", "Selection rule (fixed before the runs): the highest val score S = mean over the four modalities of",
-        "(clean + robust) / 2 on the digits val split. The held-out val columns (Fashion-MNIST, letters) are shown",
-        "and never used to choose.", "",
-        "## Baselines: learning rate 3e-5, 1e-4, 3e-4, 1e-3", "", head, rule]
-    for m in BASELINES:
-        lines += [row(f"{m} lr {lr}", evidence / f"{m}-lr{lr}-eval", chosen[m] == f"{m}-lr{lr}") for lr in LRS]
-    lines += ["", "## RLBind: the stage-2 search (40 stage-1 steps + 40 stage-2 steps)", "",
-              "`cos`: the cosine pull of the clean and adversarial embeddings to the true class's text (the "
-              "previous demo recipe); `ce`: the contrastive anchor (cross-entropy over the class texts) instead; "
-              f"`stay`: the better of the two on val (`{best_anchor}`) plus the stay-near-stage-1 term (L2-SP, "
-              f"weight 5); `visual`: `{best_anchor}` after a stage 1 on the visual towers only. Stage 1 alone (40 "
-              "steps, all towers or visual only) is the reference a stage 2 has to beat.", "", head, rule]
-    lines += [row(f"rlbind {v}", evidence / f"rlbind-{v}-eval", chosen["rlbind"] == f"rlbind-{v}")
-              for v in RLBIND]
-    lines += [row("stage 1 alone, all towers", evidence / "rlbind-stage1-eval", False),
-              row("stage 1 alone, visual towers", evidence / "rlbind-stage1-visual-eval", False)]
-    s1 = max(val_score(evidence / "rlbind-stage1-eval"), val_score(evidence / "rlbind-stage1-visual-eval"))
+        "(clean + robust) / 2 on the digits val split; a tie goes to the earlier configuration. The held-out val",
+        "columns (Fashion-MNIST, letters) are shown and never used to choose.", ""]
+    for m in (*BASELINES, "rlbind"):
+        lines += [f"## {m}", "", head, rule]
+        lines += [row(label, evidence / f"{name}-eval", chosen[m] == name) for label, name in configs[m]]
+        lines.append("")
+    lines += [f"RLBind round B ran at lr {lr} with the `{anchor}` anchor (the better of cos and ce there). Stage 1",
+              "alone (40 steps) is the reference a stage 2 has to beat:", "", head, rule,
+              row(f"stage 1 alone, all towers, lr {lr}", evidence / f"{rlbind_name('stage1', lr)}-eval", False),
+              row(f"stage 1 alone, visual towers, lr {lr}", evidence / f"{rlbind_name('stage1-visual', lr)}-eval",
+                  False)]
+    s1 = max(val_score(evidence / f"{rlbind_name('stage1', lr)}-eval"),
+             val_score(evidence / f"{rlbind_name('stage1-visual', lr)}-eval"))
     best = val_score(evidence / f"{chosen['rlbind']}-eval")
-    verdict = ("a stage 2 beats stage 1 alone on val" if best > s1 else
+    verdict = ("the chosen stage 2 beats stage 1 alone on val" if best > s1 else
                "no stage-2 variant beats stage 1 alone on val; the chosen variant is published anyway")
     lines += ["", f"Chosen: {', '.join(f'{m}: `{c}`' for m, c in chosen.items())}. Read: {verdict} "
               f"(S {best:.3f} vs {s1:.3f}).", ""]
