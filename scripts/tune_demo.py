@@ -6,7 +6,7 @@ L-inf PGD-10 at 1/255 and 4/255, model's own logit scale), in two rounds:
   round A, the same for every method: learning rate 3e-5, 1e-4, 3e-4, 1e-3, every other setting as in the recipe
     (rlbind: 40 stage-1 + 40 stage-2 steps at that rate, stage 2 with today's cosine text anchor);
   round B, three configurations at round A's best rate L:
-    fare, tecoa, pmg-aft: the rate refined, L x 0.5, 2, 3;
+    fare, tecoa, pmg-aft: the rate refined, L x 0.5, 1.5, 2;
     rlbind, the stage-2 search:
       ce      the contrastive anchor instead of the cosine one (cross-entropy over the class texts);
       stay    the better anchor of cos / ce at L plus the stay-near-stage-1 term (L2-SP, weight 5);
@@ -37,7 +37,7 @@ BIN = ROOT / ".venv" / "bin" / "rlbind-bench"
 DIGITS = "demo-digits-image,demo-digits-audio,demo-digits-thermal-sim,demo-digits-video"
 HELD_OUT = "demo-fashion-image,demo-letters-audio,demo-fashion-thermal-sim,demo-fashion-video"
 LRS = ("3e-5", "1e-4", "3e-4", "1e-3")
-REFINE = (0.5, 2.0, 3.0)
+REFINE = (0.5, 1.5, 2.0)  # never a round-A rate: a refinement is a new configuration
 BASELINES = ("fare", "tecoa", "pmg-aft")
 SHORT_STEPS = 80
 ANCHORS = {"cos": [], "ce": ["--weight", "anchor=0", "--weight", "contrastive=1"]}
