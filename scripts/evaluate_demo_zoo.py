@@ -17,14 +17,11 @@ Two runs at a time, one thread each; a finished folder (summary.parquet) is kept
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / ".venv" / "bin" / "rlbind-bench"
+from _jobs import BIN, ROOT, run_logged
+
 TEST_SETS = ("demo-digits-image,demo-digits-audio,demo-digits-thermal-sim,demo-digits-video,"
              "demo-fashion-image,demo-letters-audio,demo-fashion-thermal-sim,demo-fashion-video")
 METHODS = ("fare", "tecoa", "pmg-aft", "rlbind")
@@ -57,17 +54,7 @@ def evaluate(model: str, group: str, runs: Path) -> None:
     cmd = [str(BIN), "run", "--model", model, "--suite", "clean", "--datasets", TEST_SETS, "--split", "test",
            "--n-samples", str(N_SAMPLES), "--logit-scale", "model", "--out", str(out), "--no-progress",
            *GROUPS[group]]
-    log = runs / "logs" / f"{model.split('/', 1)[1]}-{group}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    started = time.time()
-    with open(log, "a") as fh:
-        fh.write("$ " + " ".join(cmd) + "\n")
-        fh.flush()
-        rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    print(f"[{time.strftime('%H:%M:%S')}] rc={rc} {time.time() - started:7.0f}s {model} {group}", flush=True)
-    if rc:
-        raise SystemExit(f"failed: {' '.join(cmd)} (log {log})")
+    run_logged(cmd, runs / "logs" / f"{model.split('/', 1)[1]}-{group}.log")
 
 
 def main() -> None:

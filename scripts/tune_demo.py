@@ -24,16 +24,13 @@ which `scripts/tuning_table.py` writes the tables.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / ".venv" / "bin" / "rlbind-bench"
+from _jobs import BIN, ROOT, run_logged
+
 DIGITS = "demo-digits-image,demo-digits-audio,demo-digits-thermal-sim,demo-digits-video"
 HELD_OUT = "demo-fashion-image,demo-letters-audio,demo-fashion-thermal-sim,demo-fashion-video"
 LRS = ("3e-5", "1e-4", "3e-4", "1e-3")
@@ -56,23 +53,10 @@ def rlbind_name(kind: str, lr: str) -> str:
     return f"rlbind-{kind}" if lr_name(lr) == "1e-4" else f"rlbind-{kind}-lr{lr_name(lr)}"
 
 
-def run(cmd: list[str], log: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    with open(log, "a") as fh:
-        fh.write("$ " + " ".join(cmd) + "\n")
-        fh.flush()
-        rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    print(f"[{time.strftime('%H:%M:%S')}] rc={rc} {time.time() - started:6.0f}s {log.stem}", flush=True)
-    if rc:
-        raise SystemExit(f"failed: {' '.join(cmd)} (log {log})")
-
-
 def train(out: Path, recipe: str, init: str, steps: int, extra: list[str]) -> None:
     if (out / "training.json").is_file():
         return
-    run([str(BIN), "train", "--recipe", recipe, "--init", init, "--datasets", DIGITS, "--out", str(out),
+    run_logged([str(BIN), "train", "--recipe", recipe, "--init", init, "--datasets", DIGITS, "--out", str(out),
          "--steps", str(steps), "--seed", "0", "--no-progress", *extra], out.parent / "logs" / f"{out.name}.log")
 
 
@@ -80,7 +64,7 @@ def evaluate(model: Path) -> None:
     out = model.parent / f"{model.name}-eval"
     if (out / "summary.parquet").is_file():
         return
-    run([str(BIN), "run", "--model", str(model), "--datasets", f"{DIGITS},{HELD_OUT}", "--split", "val",
+    run_logged([str(BIN), "run", "--model", str(model), "--datasets", f"{DIGITS},{HELD_OUT}", "--split", "val",
          "--n-samples", "200", "--threats", "linf-pgd", "--eps", "1/255,4/255", "--steps", "10",
          "--logit-scale", "model", "--out", str(out), "--no-progress"],
         model.parent / "logs" / f"{out.name}.log")
