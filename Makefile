@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow lint lock bench bench-device bench-plan bench-vit-l clean
+.PHONY: setup demo demo-results test test-slow lint lock bench bench-device bench-plan bench-vit-l clean
 
 setup:
 	@scripts/setup.sh
@@ -12,6 +12,16 @@ setup:
 demo: setup
 	$(BIN)/rlbind-bench data prepare demo
 	$(BIN)/rlbind-bench run --out runs/demo
+
+# The demo publication, from the committed run folders only (no training, no evaluation): docs/tuning-demo.md
+# from experiments/demo-tuning/, docs/results-demo.md and leaderboards/demo/ from leaderboards/demo/runs/.
+demo-results: setup
+	$(BIN)/python scripts/zoo_table.py
+	$(BIN)/python scripts/tuning_table.py
+	$(BIN)/python scripts/results_demo.py
+	find leaderboards/demo -mindepth 1 -maxdepth 1 ! -name runs -exec rm -rf {} +
+	$(BIN)/rlbind-bench leaderboard leaderboards/demo/runs/*/* --reference demo/backbone --out leaderboards/demo \
+	  > /dev/null
 
 test: setup
 	$(BIN)/python -m pytest -q -x --durations=15

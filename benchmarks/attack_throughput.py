@@ -1,7 +1,7 @@
 """Attack throughput against the physical bound and the peers, on one model and one set of samples.
 
     .venv/bin/python benchmarks/attack_throughput.py [--size tiny|small|vit-b] [--n 32] [--steps 10]
-                                                    [--model demo/rlbind] [--autoattack] [--append docs/benchmarks.md]
+                                                    [--model demo/rlbind-s0] [--autoattack] [--append docs/benchmarks.md]
 
 (a) bound: steps x one forward+backward of the zero-shot classifier per batch;
 (b) the project's PGD-k (threats/pgd.py, through the Attack interface the runner uses);
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="tiny", help="LanguageBind-format checkpoint size (tiny|small|vit-b|vit-l)")
-    ap.add_argument("--model", default=None, help="a model spec instead (e.g. demo/rlbind), on demo images")
+    ap.add_argument("--model", default=None, help="a model spec instead (e.g. demo/rlbind-s0), on demo images")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)

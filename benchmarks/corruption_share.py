@@ -1,6 +1,6 @@
 """How much of a `rlbind-bench run` is spent making corrupted inputs, per modality, on the demo.
 
-    .venv/bin/python benchmarks/corruption_share.py [--model demo/rlbind] [--append docs/benchmarks.md]
+    .venv/bin/python benchmarks/corruption_share.py [--model demo/rlbind-s0] [--append docs/benchmarks.md]
 
 Per modality, whole processes, one after the other: (1) the quick suite (clean + PGD + corruptions) with a cold
 corruption cache, (2) the corruption threat alone with a cold cache (the corruptions are made), (3) the same
@@ -40,7 +40,7 @@ def timed_run(model: str, modality: str, threats: str | None, cache: Path, out: 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="demo/rlbind")
+    ap.add_argument("--model", default="demo/rlbind-s0")
     ap.add_argument("--append", type=Path, default=None)
     args = ap.parse_args()
     import torch

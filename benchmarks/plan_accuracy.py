@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CASES = {
-    "quick": ("quick suite, demo/rlbind, 4 modalities (the README's demo command)",
-              ["--model", "demo/rlbind", "--suite", "quick"]),
-    "full-reduced": ("full suite, demo/rlbind, 4 modalities, 3 samples per dataset",
-                     ["--model", "demo/rlbind", "--suite", "full", "--n-samples", "3"]),
-    "pgd-image": ("L-inf PGD-10 at 1, 2, 4/255 on demo/rlbind's image tower, 64 samples",
-                  ["--model", "demo/rlbind", "--modalities", "image", "--threats", "linf-pgd", "--n-samples", "64"]),
+    "quick": ("quick suite, demo/rlbind-s0, 4 modalities (the README's demo command)",
+              ["--model", "demo/rlbind-s0", "--suite", "quick"]),
+    "full-reduced": ("full suite, demo/rlbind-s0, 4 modalities, 3 samples per dataset",
+                     ["--model", "demo/rlbind-s0", "--suite", "full", "--n-samples", "3"]),
+    "pgd-image": ("L-inf PGD-10 at 1, 2, 4/255 on demo/rlbind-s0's image tower, 64 samples",
+                  ["--model", "demo/rlbind-s0", "--modalities", "image", "--threats", "linf-pgd", "--n-samples", "64"]),
 }
 
 

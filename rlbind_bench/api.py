@@ -1,7 +1,7 @@
 """The Python API: evaluate a model in a few lines and get the per-sample rows and the summary as frames.
 
     import rlbind_bench
-    results = rlbind_bench.evaluate("demo/rlbind", {"image": "photos/"}, threats=["linf-pgd"])
+    results = rlbind_bench.evaluate("demo/rlbind-s0", {"image": "photos/"}, threats=["linf-pgd"])
     print(results.summary[["threat", "eps", "accuracy"]])
 
 `evaluate` is the library call behind `rlbind-bench run`: the same RunConfig, the same runner, the same rows

@@ -6,3 +6,6 @@ from __future__ import annotations
 MODALITIES: tuple[str, ...] = ("image", "thermal", "depth", "audio", "video")
 # CLIP's cap on the learned temperature and the scale LanguageBind evaluates at (exp(4.6052) = 100).
 LOGIT_SCALE: float = 100.0
+
+# What `rlbind-bench run` evaluates when no --model is given (seed 0 of the demo zoo's RLBind; docs/zoo.md).
+DEFAULT_DEMO_MODEL = "demo/rlbind-s0"

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 RUNS=${1:-runs/demo-bound}
 N=${N:-50}
-MODELS=(backbone fare tecoa pmg-aft rlbind)
+MODELS=(backbone fare-s0 tecoa-s0 pmg-aft-s0 rlbind-s0)
 for m in "${MODELS[@]}"; do
   $BIN/rlbind-bench run --model "demo/$m" --suite clean --n-samples "$N" \
     --threats linf-pgd,embedding-linf,crossmodal-linf,crossmodal-to-image,transfer-linf,linf-pgd-db --transfer-from demo/backbone \

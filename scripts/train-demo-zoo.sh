@@ -38,20 +38,34 @@ for seed in $SEEDS; do
   [[ " ${METHODS:-rlbind} " == *" rlbind "* ]] || continue
   # RLBind's stage 1 alone, as its own model: the reference that says what stage 2 adds (docs/results-demo.md).
   # Trained by itself with the composite's first stage recipe and seed, it is that stage's result bit for bit
-  # (stateless batches and attack starts); the check below compares the weights.
+  # (stateless batches and attack starts); the check below compares the weights (or,
+  # for a composite trained in another checkout, its stage-1 log).
   stage1_recipe=$(sed -n 's/^stages: *\[\([^,]*\),.*/\1/p' recipes/demo/rlbind.yaml)
   train "$stage1_recipe" "$OUT/backbone" "$DIGITS" "$OUT/rlbind-stage1-s$seed" --seed "$seed"
   $BIN/python - "$OUT/rlbind-s$seed" "$OUT/rlbind-stage1-s$seed" <<'PY'
+import csv
 import sys
 from pathlib import Path
 
 from safetensors.torch import load_file
 
 composite, alone = Path(sys.argv[1]), Path(sys.argv[2])
-(inside,) = composite.glob("stage1-*/checkpoint/model/model.safetensors")
-a, b = load_file(inside), load_file(alone / "model.safetensors")
-same = a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
-print(f"{alone}: {'the same weights as' if same else 'NOT the same weights as'} {inside.parent}")
+inside = sorted(composite.glob("stage1-*/checkpoint/model/model.safetensors"))
+if inside:
+    a, b = load_file(inside[0]), load_file(alone / "model.safetensors")
+    same = a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    what = f"the same weights as {inside[0].parent}"
+else:
+    # The composite's stage-1 weights are not committed (zoo/**/checkpoint/ is ignored): a composite trained in
+    # an earlier checkout is compared by its stage-1 training log, every loss of every step, timing excluded.
+    def losses(path):
+        with open(path) as fh:
+            return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+    (log,) = composite.glob("stage1-*/train_log.csv")
+    same = losses(log) == losses(alone / "train_log.csv")
+    what = f"the same per-step losses as {log} (its weights are not in this checkout)"
+print(f"{alone}: {'' if same else 'NOT '}{what}")
 sys.exit(0 if same else 1)
 PY
 done
+

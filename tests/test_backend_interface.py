@@ -79,7 +79,7 @@ def test_third_party_backend_loads_through_the_registry(tmp_path, monkeypatch):
 
 def test_built_in_backends_are_registered():
     assert {"languagebind", "demo"} <= set(BACKENDS)
-    assert {"languagebind", "demo/init", "demo/rlbind"} <= set(MODELS)
+    assert {"languagebind", "demo/init", "demo/rlbind-s0"} <= set(MODELS)
 
 
 def test_handlers_in_table_order_and_names_unique():

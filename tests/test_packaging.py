@@ -88,7 +88,7 @@ def test_version_and_lists_from_an_empty_folder(wheel_env):
     for path in (REPO / "attacks").glob("*.yaml"):
         assert path.stem in threats
     assert "demo-digits-image" in _cli(wheel_env, "list", "datasets").stdout
-    assert "demo/rlbind" in _cli(wheel_env, "list", "models").stdout
+    assert "demo/rlbind-s0" in _cli(wheel_env, "list", "models").stdout
 
 
 def test_run_train_leaderboard_and_check_from_the_wheel(wheel_env, checkpoints, photo_dir, tmp_path):
@@ -129,7 +129,7 @@ def test_run_train_leaderboard_and_check_from_the_wheel(wheel_env, checkpoints, 
 def test_demo_zoo_ships_in_the_wheel(wheel_env):
     """The demo zoo's models load from the wheel's copy (no checkout): their weights equal the repo's."""
     code = ("from rlbind_bench.encoders.zoo import zoo_dir; from rlbind_bench.encoders.registry import load_encoder; "
-            "e = load_encoder('demo/fare'); print(zoo_dir()); print(e.fingerprint())")
+            "e = load_encoder('demo/fare-s0'); print(zoo_dir()); print(e.fingerprint())")
     out = subprocess.run([wheel_env["python"], "-c", code], cwd=wheel_env["cwd"], capture_output=True, text=True,
                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert out.returncode == 0, out.stderr[-2000:]
@@ -137,7 +137,7 @@ def test_demo_zoo_ships_in_the_wheel(wheel_env):
     assert Path(folder).is_relative_to(wheel_env["site"])
     from rlbind_bench.encoders.registry import load_encoder
 
-    assert fingerprint == load_encoder("demo/fare").fingerprint()
+    assert fingerprint == load_encoder("demo/fare-s0").fingerprint()
 
 
 def _clean_preds(run: Path) -> dict[str, int]:

@@ -45,7 +45,7 @@ def test_zoo_models_classify_real_held_out_digits(tiny_demo, tmp_path):
     from rlbind_bench.config import RunConfig
     from rlbind_bench.runner import RunRequest, run_evaluation
 
-    cfg = RunConfig(model="demo/rlbind", suite="clean", datasets=["demo-digits-image", "demo-digits-thermal-sim"])
+    cfg = RunConfig(model="demo/rlbind-s0", suite="clean", datasets=["demo-digits-image", "demo-digits-thermal-sim"])
     outcome = run_evaluation(RunRequest(config=cfg, out=tmp_path / "r", data_root=tiny_demo, progress=False))
     acc = dict(zip(outcome.summary["modality"], outcome.summary["accuracy"], strict=True))
     assert acc['image'] >= 0.5, acc
@@ -78,7 +78,7 @@ def full_demo(tmp_path_factory):
 
 
 def test_run_with_no_model_meets_the_demo_targets(full_demo, tmp_path):
-    """What the README's first command shows: demo/rlbind, quick suite, all four modalities of the demo data.
+    """What the README's first command shows: demo/rlbind-s0, quick suite, all four modalities of the demo data.
 
     Issue targets: clean accuracy >= 0.5 in every modality (real human speech included: 0.70 on the 50 test
     clips; image 0.70, thermal 0.97, video 0.55 on the 64-sample subsets), and at least one threat that lowers
@@ -90,7 +90,7 @@ def test_run_with_no_model_meets_the_demo_targets(full_demo, tmp_path):
 
     assert main(["run", "--data-root", str(full_demo), "--out", str(tmp_path / "quick"), "--no-progress"]) == 0
     summary = pd.read_parquet(tmp_path / "quick" / "summary.parquet")
-    assert set(summary["model"]) == {"demo/rlbind"}
+    assert set(summary["model"]) == {"demo/rlbind-s0"}
     assert set(summary["modality"]) == {"image", "audio", "thermal", "video"}
     for modality, rows in summary.groupby("modality"):
         clean = float(rows[rows["threat"] == "clean"]["accuracy"].iloc[0])

@@ -9,7 +9,7 @@ from pathlib import Path
 from rlbind_bench.cli.console import EXIT_OK, console, csv, eps_list, key_value, size
 from rlbind_bench.cli.plan import show_plan
 from rlbind_bench.config import RunConfig
-from rlbind_bench.constants import LOGIT_SCALE
+from rlbind_bench.constants import DEFAULT_DEMO_MODEL, LOGIT_SCALE
 from rlbind_bench.errors import UserError
 from rlbind_bench.files import slugify, write_json_atomic
 from rlbind_bench.paths import default_data_root
@@ -90,8 +90,8 @@ def add_run(sub) -> None:
 
 
 def _default_model(models) -> str:
-    if "demo/rlbind" in models:
-        return "demo/rlbind"
+    if DEFAULT_DEMO_MODEL in models:
+        return DEFAULT_DEMO_MODEL
     raise UserError("--model is required (the demo zoo is not installed)")
 
 

@@ -18,13 +18,21 @@ def zoo_dir() -> Path:
     """The demo zoo's folder: $RLBIND_ZOO_DIR/demo, the checkout's zoo/demo or the wheel's copy."""
     return bundled_path("zoo") / "demo"
 
-DEMO_ZOO = ("backbone", "fare", "tecoa", "pmg-aft", "rlbind")
+METHODS = {
+    "fare": "FARE (unsupervised embedding invariance)",
+    "tecoa": "TeCoA (adversarial CE against class texts)",
+    "pmg-aft": "PMG-AFT",
+    "rlbind": "RLBind stage 1 then stage 2",
+    "rlbind-stage1": "RLBind stage 1 alone (the first half of demo/rlbind of the same seed)",
+}
+SEEDS = (0, 1, 2)
+# The wheel carries the backbone and seed 0 of each method (pyproject.toml); the other seeds ship in the repository.
+IN_WHEEL_SEED = 0
+DEMO_ZOO = ("backbone", *(f"{m}-s{seed}" for m in METHODS for seed in SEEDS))
 DESCRIPTIONS = {
-    "backbone": "demo towers bound to frozen MiniLM text (clean binding)",
-    "fare": "demo/backbone + FARE (unsupervised embedding invariance)",
-    "tecoa": "demo/backbone + TeCoA (adversarial CE against class texts)",
-    "pmg-aft": "demo/backbone + PMG-AFT",
-    "rlbind": "demo/backbone + RLBind stage 1 then stage 2",
+    "backbone": "demo towers bound to frozen MiniLM text on the pretraining mix (digits, Fashion-MNIST, letters)",
+    **{f"{m}-s{seed}": f"demo/backbone + {what}, fine-tuned on the digits, training seed {seed}"
+       for m, what in METHODS.items() for seed in SEEDS},
 }
 
 
@@ -32,8 +40,9 @@ def _trained(name: str):
     def build():
         folder = zoo_dir() / name
         if not (folder / MANIFEST).is_file():
-            raise UserError(f"demo/{name} is not in this checkout ({folder}); train it with the command in "
-                            "docs/zoo.md")
+            raise UserError(f"demo/{name} is not here ({folder}): the wheel carries the backbone and seed "
+                            f"{IN_WHEEL_SEED} of each method, a clone of the repository every model; or train it "
+                            "with scripts/train-demo-zoo.sh (docs/zoo.md)")
         encoder = load_encoder(str(folder))
         encoder.name = f"demo/{name}"
         return encoder
