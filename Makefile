@@ -20,7 +20,7 @@ demo-results: setup
 	$(BIN)/python scripts/tuning_table.py
 	$(BIN)/python scripts/results_demo.py
 	find leaderboards/demo -mindepth 1 -maxdepth 1 ! -name runs -exec rm -rf {} +
-	$(BIN)/rlbind-bench leaderboard leaderboards/demo/runs/*/* --reference demo/backbone --out leaderboards/demo \
+	$(BIN)/rlbind-bench leaderboard $(sort $(dir $(wildcard leaderboards/demo/runs/*/*/summary.parquet))) --reference demo/backbone --out leaderboards/demo \
 	  > /dev/null
 
 test: setup

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import evaluate_demo_zoo  # noqa: E402
 import tuning_table  # noqa: E402
 
 from rlbind_bench.results.stats import mean_corruption_accuracy, paired_bootstrap_mean_diff, wilson_interval  # noqa: E402
@@ -196,6 +197,31 @@ def seeds_table(frame) -> list[str]:
     return [*lines, ""]
 
 
+# threat-spec fields that describe rather than set (the page states the settings; run.json keeps everything)
+PROSE = ("name", "description", "modalities", "spaces")
+
+
+def setting(key: str, value, norm: str | None) -> str:
+    if key == "eps" and isinstance(value, list):
+        return "[" + ", ".join(eps_label(v, norm) for v in value) + "]"
+    return str(value)
+
+
+def describe(threat: dict) -> str:
+    return ", ".join(f"{k}={setting(k, v, threat.get('norm'))}" for k, v in threat.items() if k not in PROSE)
+
+
+def step_sizes(run: dict) -> str:
+    """The PGD step size each cell used (run.json's effective_step_size), as a fraction of its eps."""
+    ratios = set()
+    for cell in run.get("cells", []):
+        step = cell["config"].get("effective_step_size")
+        eps = float(cell["cell"].split("|")[3]) if step else 0.0
+        if step and eps:
+            ratios.add(f"eps/{eps / step:.3g}")
+    return f"; step size used: {', '.join(sorted(ratios))}" if ratios else ""
+
+
 def settings(frame, meta) -> list[str]:
     """What ran, read from the run folders (never restated by hand)."""
     lines = ["## Settings (from the run folders' run.json)", ""]
@@ -206,10 +232,18 @@ def settings(frame, meta) -> list[str]:
             continue
         seen.add(group)
         cfg = run.get("config", {})
-        threats = ", ".join(f"{t.get('name')} ({', '.join(f'{k}={v}' for k, v in t.items() if k != 'name')})"
-                            for t in run.get("threats", []) if t.get("name") != "clean")
+        threats = ", ".join(f"{t.get('name')} ({describe(t)})" for t in run.get("threats", [])
+                            if t.get("name") != "clean")
         lines.append(f"- `{group}`: split {cfg.get('split')}, up to {cfg.get('n_samples')} samples per dataset, "
-                     f"seed {cfg.get('seed')}, logit scale {cfg.get('logit_scale')}; {threats or 'clean only'}")
+                     f"seed {cfg.get('seed')}, logit scale {cfg.get('logit_scale')}; {threats or 'clean only'}"
+                     + step_sizes(run))
+    seconds: dict[str, list[float]] = {}
+    for name, run in meta.items():
+        seconds.setdefault(name.split("/", 1)[1], []).append(float(run.get("seconds", 0.0)))
+    lines += ["", "Evaluation time here (run.json `seconds`: one thread per run, two runs at a time on the 2-core "
+              "machine, sometimes beside training jobs): " + ", ".join(
+                  f"`{g}` {sum(v) / 60:.0f} min over {len(v)} models ({min(v) / 60:.0f}-{max(v) / 60:.0f} min each)"
+                  for g, v in sorted(seconds.items())) + "."]
     n = frame[frame["threat"] == "clean"].groupby(["model", "dataset"])["sample_id"].nunique()
     per_dataset = n.groupby(level=1).agg(["min", "max"])
     lines += ["", "Samples per test set: " + ", ".join(
@@ -220,8 +254,18 @@ def settings(frame, meta) -> list[str]:
     return [*lines, ""]
 
 
-def caveats(frame) -> list[str]:
+def not_run(runs: Path) -> list[str]:
+    """The groups of the test grid (scripts/evaluate_demo_zoo.py) that have no finished run folder yet."""
+    return [f"{model.split('/', 1)[1]}/{group}" for model, groups in evaluate_demo_zoo.models() for group in groups
+            if not (runs / model.split("/", 1)[1] / group / "summary.parquet").is_file()]
+
+
+def caveats(frame, runs: Path) -> list[str]:
     lines = ["## Caveats (computed)", ""]
+    missing = not_run(runs)
+    if missing:
+        lines.append(f"- Not run yet ({len(missing)} run folders of scripts/evaluate_demo_zoo.py; their cells show "
+                     f"\"–\"): " + ", ".join(f"`{m}`" for m in missing) + ".")  # noqa: RUF001
     for m in MODALITIES:
         for dataset in (DIGITS[m], HELD_OUT[m]):
             k = outcomes(frame, BACKBONE, dataset, "clean")
@@ -243,7 +287,15 @@ def main() -> int:
              "digits train split only. Test figures were computed once, after every choice was made on val "
              "(`docs/tuning-demo.md`). Held-out sets: Fashion-MNIST (image, simulated thermal, video) and human "
              "recordings of the spoken letters (audio), never seen by a fine-tune.", ""]
-    lines += claims(frame) + grid(frame) + seeds_table(frame) + settings(frame, meta) + caveats(frame)
+    pending_linf = [m for m in not_run(args.runs) if m.endswith("/linf")]
+    if pending_linf:  # the claims pool every seed of every fine-tune: all or nothing
+        lines += ["## Claims", "", f"Not computed yet: {len(pending_linf)} models lack their clean and L-inf PGD "
+                  "run (Caveats).", ""]
+    else:
+        lines += claims(frame)
+    lines += grid(frame)
+    lines += [] if pending_linf else seeds_table(frame)
+    lines += settings(frame, meta) + caveats(frame, args.runs)
     args.out.write_text("\n".join(lines))
     return 0
 

@@ -64,7 +64,7 @@ def test_recipes_reproduce_the_zoo_backbone(tmp_path):
         again = json.loads((out / name / "training.json").read_text())["final_metrics"]
         for key, m in shipped.items():
             assert abs(m["val_accuracy"] - again[key]["val_accuracy"]) <= 0.05, (name, key)
-    assert main(["run", "--model", str(out / "rlbind"), "--suite", "clean", "--n-samples", "16",
+    assert main(["run", "--model", str(out / "rlbind-s0"), "--suite", "clean", "--n-samples", "16",
                  "--out", str(tmp_path / "eval"), "--no-progress"]) == 0
 
 
