@@ -36,7 +36,7 @@ def digits(tmp_path_factory):
 # The PGD settings of the early-exit test below: small steps from the random start, so that the second restart
 # breaks samples the first did not.
 THREATS = {
-    "bi-linf": "attack: pgd\nnorm: Linf\neps: [16/255]\nsteps: 3\nstep_size: 4/255\nrestarts: 2\n",
+    "bi-linf": "attack: pgd\nnorm: Linf\neps: [20/255]\nsteps: 3\nstep_size: 4/255\nrestarts: 2\n",
     "bi-l2": "attack: pgd\nnorm: L2\neps: [2.0]\nsteps: 2\nstep_size: 0.5\nrestarts: 2\n",
     "bi-corruptions": "attack: corruptions\ncorruptions: [gaussian_noise, defocus_blur, jpeg_compression]\n"
                       "severities: [2, 4]\n",
@@ -69,7 +69,7 @@ def test_rows_do_not_depend_on_the_batch_size(batch_runs):
     for clean inputs, L-inf and L2 PGD (random start, 2 restarts) and three corruptions at two severities: every
     column exactly, run_id and config_hash included (the batch size is not part of them), except the two float
     columns, which agree to 1e-3 (margin, a difference of logits of magnitude up to ~40) and 5e-5
-    (perturbation_norm; eps 16/255 ~ 0.063 and 2.0), absolute: the model itself is not bit-identical across batch
+    (perturbation_norm; eps 20/255 ~ 0.078 and 2.0), absolute: the model itself is not bit-identical across batch
     sizes on CPU (its kernels round differently for 1, 7 and 32 rows; observed here: 3e-5 and 2e-6).
 
     Seen to catch (each made the test fail): PGD random starts seeded by position in the batch instead of sample
@@ -92,7 +92,8 @@ def test_rows_do_not_depend_on_the_batch_size(batch_runs):
             a, b = first[column].to_numpy(), other[column].to_numpy()
             assert (pd.isna(a) == pd.isna(b)).all(), column
             diff = abs(a - b)[~pd.isna(a)]
-            assert diff.max() <= tol, (column, batch, diff.max())
+            worst = first[~pd.isna(a)].iloc[int(diff.argmax())]
+            assert diff.max() <= tol, (column, batch, diff.max(), worst["threat"], worst["sample_id"])
         pd.testing.assert_frame_equal(run.summary, batch_runs[32].summary, check_exact=False, atol=1e-12)
 
 
@@ -182,7 +183,7 @@ def digit_classifier(digits):
 
 
 # Small steps from the random start, so that the start matters and the second restart breaks samples too.
-@pytest.mark.parametrize(("norm", "eps", "steps", "step_size"), [("Linf", 16 / 255, 3, 4 / 255), ("L2", 2.0, 2, 0.5)])
+@pytest.mark.parametrize(("norm", "eps", "steps", "step_size"), [("Linf", 20 / 255, 3, 4 / 255), ("L2", 2.0, 2, 0.5)])
 def test_pgd_early_exit_equals_full_length_loop(digit_classifier, norm, eps, steps, step_size):
     """`_attack_until_broken` (a sample leaves the batch at its first misclassified iterate) gives, with random
     start and 2 restarts, the rows of plain full-length PGD: pred, correct and broken_by exactly, and the margin

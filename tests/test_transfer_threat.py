@@ -29,8 +29,8 @@ from rlbind_bench.threats.spec import PGDSpec
 from rlbind_bench.threats.transfer import Transfer, TransferSpec
 from rlbind_bench.zeroshot import ZeroShotClassifier, build_class_embeddings
 
-SOURCE = DEMO_MODEL.parent / "tecoa"
-OTHER_SOURCE = DEMO_MODEL.parent / "fare"
+SOURCE = DEMO_MODEL.parent / "tecoa-s0"
+OTHER_SOURCE = DEMO_MODEL.parent / "fare-s0"
 EPS = 8 / 255
 
 
