@@ -144,6 +144,8 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
     out = Path(req.out)
     check_writable(out)
     started = time.time()
+    # taken now, not when run.json is written: the code and commit that ran, not those checked out at the end
+    origin = provenance()
     device = torch.device(cfg.device)
     threat_specs = resolve_threats(cfg, req.attacks_dir)
     suite = get_suite(cfg.suite)
@@ -271,7 +273,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
            "skipped_files": skipped, "checks": diagnostics, "probe_sources": probe_sources,
            "checks_not_run": sorted(PROBE_CHECKS) if cfg.probe_samples <= 0 else [], "batch_sizes": batch_sizes, "world_size": world,
            "parts": part_writers(parts_dir, datasets),
-           "check_definitions": {k: dataclasses.asdict(v) for k, v in CHECKS.items()}, "provenance": provenance()}
+           "check_definitions": {k: dataclasses.asdict(v) for k, v in CHECKS.items()}, "provenance": origin}
     write_json_atomic(out / "run.json", run)
     return RunOutcome(out, samples, summary, run)
 

@@ -44,3 +44,27 @@ def test_different_weights_change_config_hash(checkpoints, photo_dir, tmp_path):
     original = _hashes(str(checkpoints["image"]), photo_dir, tmp_path / "a")
     changed = _hashes(str(copy), photo_dir, tmp_path / "b")
     assert not (original == changed).any()
+
+
+def test_run_json_records_the_commit_the_run_started_at(checkpoints, photo_dir, tmp_path, monkeypatch):
+    """A long run whose checkout moves on before it ends (a commit made while it runs) records the commit it
+    started at. Broken by taking provenance() when run.json is written: caught (the later commit was recorded)."""
+    from rlbind_bench.results import provenance as prov
+
+    commits = iter(["started-here", "checked-out-later", "checked-out-later", "checked-out-later"])
+    monkeypatch.setattr(prov, "git_hash", lambda: next(commits))
+    cfg = RunConfig(model=str(checkpoints["image"]), suite="clean", n_samples=2)
+    outcome = run_evaluation(RunRequest(config=cfg, out=tmp_path / "r", dataset_dirs={"image": str(photo_dir)},
+                                        progress=False))
+    assert outcome.run["provenance"]["git"] == "started-here"
+
+
+def test_the_device_names_the_processor_model():
+    """Rows are bit-reproducible on one processor model (float sums differ between models), so run.json says which."""
+    import torch
+
+    from rlbind_bench.results.provenance import cpu_model, device_name
+
+    name = device_name(torch.device("cpu"))
+    assert cpu_model() in name
+    assert f"({torch.get_num_threads()} threads)" in name

@@ -46,7 +46,19 @@ def iso_time(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux: /proc/cpuinfo), else the architecture. CPU float sums differ between
+    processor models, so rows are bit-reproducible on the same model, not always across models."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"cpu:{platform.machine()} {cpu_model()} ({torch.get_num_threads()} threads)"

@@ -149,6 +149,7 @@ def run_retrieval(req: RetrievalRequest) -> RetrievalOutcome:
         raise UserError(f"{out} holds classification results (summary.parquet): give retrieval another --out")
     check_writable(out)
     started = time.time()
+    origin = provenance()  # the commit that ran, not the one checked out at the end
     specs = resolve_sets(cfg.datasets, req.dataset_paths, req.datasets_file)
     _check_paths(specs, req.dataset_paths)
     encoder = req.encoder if req.encoder is not None else load_encoder(cfg.model)
@@ -194,7 +195,7 @@ def run_retrieval(req: RetrievalRequest) -> RetrievalOutcome:
                       "normal interval); ties in score rank non-relevant items first",
            "notes": notes, "skipped_files": skipped, "device": device_name(device), "seed": cfg.seed,
            "command": req.command, "started": iso_time(started), "finished": iso_time(time.time()),
-           "seconds": round(time.time() - started, 3), "provenance": provenance()}
+           "seconds": round(time.time() - started, 3), "provenance": origin}
     write_json_atomic(out / "run.json", run)
     return RetrievalOutcome(out, rows_df, summary_df, run)
 
