@@ -257,6 +257,12 @@ def settings(frame, meta) -> list[str]:
               "machine, sometimes beside training jobs): " + ", ".join(
                   f"`{g}` {sum(v) / 60:.0f} min over {len(v)} models ({min(v) / 60:.0f}-{max(v) / 60:.0f} min each)"
                   for g, v in sorted(seconds.items())) + "."]
+    scales: dict[str, set[str]] = {}
+    for run in meta.values():
+        for dataset, scale in run.get("logit_scales", {}).items():
+            scales.setdefault(dataset, set()).add(f"{scale:.2f}")
+    lines += ["", "Logit scale each dataset was evaluated at (run.json `logit_scales`, every model): " + ", ".join(
+        f"{d} {' / '.join(sorted(v))}" for d, v in sorted(scales.items())) + "."]
     n = frame[frame["threat"] == "clean"].groupby(["model", "dataset"])["sample_id"].nunique()
     per_dataset = n.groupby(level=1).agg(["min", "max"])
     lines += ["", "Samples per test set: " + ", ".join(
