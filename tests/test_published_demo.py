@@ -90,3 +90,29 @@ def test_a_published_cell_reruns_to_the_same_rows(folder, dataset, tmp_path):
     assert len(before) > 0
     assert set(again["config_hash"]) == set(before["config_hash"])
     pd.testing.assert_frame_equal(again, before)
+
+
+def test_the_evaluation_grid_is_the_one_the_issue_asks_for():
+    """scripts/evaluate_demo_zoo.py: clean and L-inf PGD-50 at 1, 2, 4/255 for every model and seed; for the backbone
+    and seed 0 of each fine-tune also L2 PGD at two eps, every corruption, and AutoAttack at 4/255 and at audio and
+    video's training eps (1/255). Break seen caught: the corruptions group left out of seed 0's grid."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import evaluate_demo_zoo as grid
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    plan = dict(grid.models())
+    methods = ("fare", "tecoa", "pmg-aft", "rlbind", "rlbind-stage1")
+    assert set(plan) == {"demo/backbone"} | {f"demo/{m}-s{s}" for m in methods for s in (0, 1, 2)}
+    full = {"linf", "l2", "corruptions", "aa-4", "aa-1"}
+    for model, groups in plan.items():
+        assert set(groups) == (full if model == "demo/backbone" or model.endswith("-s0") else {"linf"}), model
+    linf, l2 = grid.GROUPS["linf"], grid.GROUPS["l2"]
+    assert linf[linf.index("--eps") + 1] == "1/255,2/255,4/255"
+    assert linf[linf.index("--steps") + 1] == "50"
+    assert len(l2[l2.index("--eps") + 1].split(",")) == 2
+    assert grid.GROUPS["aa-4"][grid.GROUPS["aa-4"].index("--eps") + 1] == "4/255"
+    aa1 = grid.GROUPS["aa-1"]
+    assert aa1[aa1.index("--eps") + 1] == "1/255"
+    assert aa1[aa1.index("--modalities") + 1] == "audio,video"
+    assert grid.GROUPS["corruptions"] == ["--threats", "corruptions"]
