@@ -50,8 +50,9 @@ def test_the_demo_board_regenerates_from_the_run_folders(tmp_path, monkeypatch):
         assert (out / name).read_text() == (BOARD / name).read_text(), name
 
 
-def cli_args(config: dict) -> list[str]:
-    """The `run` flags that reproduce a stored config (every setting that changes a number)."""
+def cli_args(config: dict, batch_size: int | None = None) -> list[str]:
+    """The `run` flags that reproduce a stored config (every setting that changes a number; AutoAttack's rows
+    also depend on its batch, so its cells pass the batch size the run used)."""
     args = ["--model", config["model"], "--suite", config["suite"], "--split", config["split"],
             "--n-samples", str(config["n_samples"]), "--seed", str(config["seed"]),
             "--logit-scale", str(config["logit_scale"]), "--threats", ",".join(config["threats"])]
@@ -59,24 +60,31 @@ def cli_args(config: dict) -> list[str]:
         args += ["--eps", ",".join(repr(float(e)) for e in config["eps"])]
     if config.get("steps") is not None:
         args += ["--steps", str(config["steps"])]
+    if config.get("modalities"):
+        args += ["--modalities", ",".join(config["modalities"])]
+    if config.get("autoattack_subset") is not None:
+        args += ["--autoattack-subset", str(config["autoattack_subset"]), "--batch-size", str(batch_size)]
     return args
 
 
-@pytest.mark.parametrize(("folder", "dataset"), [("backbone/linf", "demo-digits-thermal-sim")])
+@pytest.mark.parametrize(("folder", "dataset"), [("backbone/linf", "demo-digits-thermal-sim"),
+                                                   ("backbone/aa-1", "demo-digits-audio")])
 def test_a_published_cell_reruns_to_the_same_rows(folder, dataset, tmp_path):
-    """Break seen caught: a different --seed (other sample ids), PGD-20 for PGD-50 (other config_hash)."""
+    """Break seen caught: a different --seed (other sample ids), PGD-20 for PGD-50 (other config_hash); for
+    AutoAttack, no --autoattack-subset (the whole set: other config_hash)."""
     from rlbind_bench.data.demo.build import prepare_demo
 
     published = RUNS / folder
     if not (published / "samples.parquet").is_file():
         pytest.skip(f"{folder} is not published yet")
-    config = json.loads((published / "run.json").read_text())["config"]
+    run = json.loads((published / "run.json").read_text())
+    config = run["config"]
     data = tmp_path / "data"
     prepare_demo(data, datasets=[dataset])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the published runs ran (scripts/_jobs.py): one thread, the same float sums
     try:
-        assert main(["run", *cli_args(config), "--datasets", dataset, "--data-root", str(data),
+        assert main(["run", *cli_args(config, run["batch_sizes"].get(dataset)), "--datasets", dataset, "--data-root", str(data),
                      "--out", str(tmp_path / "again"), "--no-progress"]) == 0
     finally:
         torch.set_num_threads(threads)
@@ -116,3 +124,41 @@ def test_the_evaluation_grid_is_the_one_the_issue_asks_for():
     assert aa1[aa1.index("--eps") + 1] == "1/255"
     assert aa1[aa1.index("--modalities") + 1] == "audio,video"
     assert grid.GROUPS["corruptions"] == ["--threats", "corruptions"]
+
+
+def _results_demo():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import results_demo
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return results_demo
+
+
+def test_autoattack_is_set_against_pgd_on_the_same_samples():
+    """The caveat that says how far PGD-50 (the claims' attack) overstates robust accuracy against AutoAttack counts
+    per sample on AutoAttack's subset only. Breaks seen caught: PGD taken over all its samples instead of the
+    subset; the two directions swapped."""
+    rd = _results_demo()
+    eps = 4 / 255
+
+    def rows(threat, outcomes):
+        return [{"model": "demo/fare-s0", "dataset": "demo-digits-image", "sample_id": sid, "threat": threat,
+                 "norm": "Linf", "eps": eps, "severity": None, "correct": ok} for sid, ok in outcomes.items()]
+
+    # PGD-50 on five samples, AutoAttack on the subset {a, b, c, e}: a survives both, b and e only PGD, c only
+    # AutoAttack, d (outside the subset) fails PGD
+    frame = pd.DataFrame(rows("linf-pgd", {"a": True, "b": True, "c": False, "d": False, "e": True})
+                         + rows("autoattack-linf", {"a": True, "b": False, "c": True, "e": False}))
+    text = "\n".join(rd.autoattack_vs_pgd(frame))
+    assert "same 4 subset samples (1 cell)" in text
+    assert "PGD-50 leaves 2 samples correct that AutoAttack breaks, AutoAttack 1 that PGD-50 broke" in text
+    assert "largest accuracy gap is +0.250" in text
+    assert "| demo/fare-s0 | 0.75 / 0.50 (n 4) | – | – | – |" in text  # noqa: RUF001
+
+
+def test_autoattack_columns_follow_the_grid_design():
+    """AutoAttack at 4/255 on every modality, and at 1/255 (their training eps) on audio and video only."""
+    rd = _results_demo()
+    assert rd.autoattack_eps("image") == rd.autoattack_eps("thermal") == [4 / 255]
+    assert rd.autoattack_eps("audio") == rd.autoattack_eps("video") == [1 / 255, 4 / 255]
