@@ -236,8 +236,20 @@ def setting(key: str, value, norm: str | None) -> str:
     return str(value)
 
 
+# AutoAttack spec fields whose zero or empty value means "the reference's own" (threats/spec.py)
+REFERENCE_DEFAULT = {"steps": "the reference's 100 iterations", "attacks_to_run": "the version's sub-attacks"}
+
+
 def describe(threat: dict) -> str:
-    return ", ".join(f"{k}={setting(k, v, threat.get('norm'))}" for k, v in threat.items() if k not in PROSE)
+    parts = []
+    for k, v in threat.items():
+        if k in PROSE:
+            continue
+        text = setting(k, v, threat.get("norm"))
+        if threat.get("attack") == "autoattack" and k in REFERENCE_DEFAULT and not v:
+            text += f" ({REFERENCE_DEFAULT[k]})"
+        parts.append(f"{k}={text}")
+    return ", ".join(parts)
 
 
 def step_sizes(run: dict) -> str:
@@ -249,6 +261,16 @@ def step_sizes(run: dict) -> str:
         if step and eps:
             ratios.add(f"eps/{eps / step:.3g}")
     return f"; step size used: {', '.join(sorted(ratios))}" if ratios else ""
+
+
+def narrowed(run: dict) -> str:
+    """AutoAttack's fixed subset and the batch it ran in (its rows depend on the batch), from run.json."""
+    n = run.get("config", {}).get("autoattack_subset")
+    if n is None:
+        return ""
+    batches = sorted(set(run.get("batch_sizes", {}).values()))
+    return (f"; AutoAttack on a fixed subset of {n} samples per dataset (`--autoattack-subset`, the ids with the "
+            f"smallest sha256), batch size {', '.join(map(str, batches))}")
 
 
 def settings(frame, meta) -> list[str]:
@@ -265,7 +287,7 @@ def settings(frame, meta) -> list[str]:
                             if t.get("name") != "clean")
         lines.append(f"- `{group}`: split {cfg.get('split')}, up to {cfg.get('n_samples')} samples per dataset, "
                      f"seed {cfg.get('seed')}, logit scale {cfg.get('logit_scale')}; {threats or 'clean only'}"
-                     + step_sizes(run))
+                     + step_sizes(run) + narrowed(run))
     seconds: dict[str, list[float]] = {}
     for name, run in meta.items():
         seconds.setdefault(name.split("/", 1)[1], []).append(float(run.get("seconds", 0.0)))
