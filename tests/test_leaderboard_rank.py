@@ -76,3 +76,16 @@ def test_linf_first_then_the_eps_most_models_have():
 def test_a_model_without_the_ranking_cell_comes_last():
     table = cells(*CLEAN, *AA[1:])
     assert order(table) == ["b", "c", "a"]
+
+
+def test_a_model_without_the_ranking_cell_gets_no_rank_number():
+    """Listed last, but without a place: a PGD-only model is not worse than every AutoAttack-evaluated one.
+    Break seen caught: numbering every listed model."""
+    from rlbind_bench.leaderboard.render import _adversarial_table
+
+    table = cells(*CLEAN, *PGD, *AA[1:])
+    table = table.assign(n=100, checks_failed="", flags="", ci_low=0.0, ci_high=1.0)
+    aggs = {a.model: a for a in aggregate(table)}
+    view = _adversarial_table(table, rank_order(aggs), aggs, None)
+    assert [(row[0].value, row[1].value) for row in view.rows] == [(1, "b"), (2, "c"), (None, "a")]
+    assert any(note.startswith("Not ranked (1 models, listed last): no autoattack-linf") for note in view.notes)
