@@ -42,7 +42,7 @@ THREATS = {
                       "severities: [2, 4]\n",
 }
 COMMON = "random_start: true\nseed: 0\nmodalities: [image]\n"
-FLOATS = {"margin": 1e-3, "perturbation_norm": 5e-5}  # absolute tolerances, see the test's docstring
+FLOATS = {"margin": 5e-3, "perturbation_norm": 2e-3}  # absolute tolerances, see the test's docstring
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,12 @@ def test_rows_do_not_depend_on_the_batch_size(batch_runs):
     """Batches of 1, 7 (five full batches and one of 5) and 32 (one full batch and one of 8) give the same rows
     for clean inputs, L-inf and L2 PGD (random start, 2 restarts) and three corruptions at two severities: every
     column exactly, run_id and config_hash included (the batch size is not part of them), except the two float
-    columns, which agree to 1e-3 (margin, a difference of logits of magnitude up to ~40) and 5e-5
+    columns, which agree to 5e-3 (margin, a difference of logits of magnitude up to ~40) and 2e-3
     (perturbation_norm; eps 20/255 ~ 0.078 and 2.0), absolute: the model itself is not bit-identical across batch
-    sizes on CPU (its kernels round differently for 1, 7 and 32 rows; observed here: 3e-5 and 2e-6).
+    sizes on CPU (its kernels round differently for 1, 7 and 32 rows), and the kernels differ by processor: one
+    machine showed 3e-5 and 2e-6, another, at batch 1, 1.3e-3 on the margin of one L-inf PGD row and 5.6e-4 on the
+    perturbation norm of one L2 PGD row (rounding that PGD's steps carry forward; pred, correct and broken_by
+    still equal). The breaks below show in the exact columns.
 
     Seen to catch (each made the test fail): PGD random starts seeded by position in the batch instead of sample
     id (`for sid in map(str, range(len(ids)))` in `pgd.random_start`: 0.6% of pred differ), and a batch's
