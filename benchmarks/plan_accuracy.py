@@ -44,6 +44,12 @@ CASES = {
 BEFORE_THE_RUN = ("process start", "start-up")
 
 
+def case_env(tmp: str, threads: int | None) -> dict:
+    """A fresh user cache in `tmp`, and the thread count both processes get."""
+    return {**os.environ, "RLBIND_CACHE_DIR": str(Path(tmp) / "cache"),
+            **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+
+
 def against(folders: list[Path], threads: int | None) -> list[str]:
     """The plan of each stored command, beside the run's own `seconds`."""
     from rlbind_bench.plan.measure import run_measured
@@ -55,8 +61,7 @@ def against(folders: list[Path], threads: int | None) -> list[str]:
         if "--out" in argv:
             del argv[argv.index("--out"):argv.index("--out") + 2]
         with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "RLBIND_CACHE_DIR": str(Path(tmp) / "cache"),
-                   **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+            env = case_env(tmp, threads)
             plan_file = Path(tmp) / "plan.json"
             plan = run_measured([*argv, "--out", str(Path(tmp) / "out"), "--plan-json", str(plan_file)], env=env)
             if plan.returncode != 0:
@@ -105,8 +110,7 @@ def main() -> int:
     for name in args.cases.split(","):
         label, argv = CASES[name]
         with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "RLBIND_CACHE_DIR": str(Path(tmp) / "cache"),
-                   **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
+            env = case_env(tmp, args.threads)
             plan_file = Path(tmp) / "plan.json"
             common = ["run", *argv, "--no-progress", "--out", str(Path(tmp) / "out")]
             plan = run_measured([*common, "--plan-json", str(plan_file)], env=env)

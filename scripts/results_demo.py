@@ -23,6 +23,7 @@ import evaluate_demo_zoo  # noqa: E402
 import tuning_table  # noqa: E402
 
 from rlbind_bench.results.stats import mean_corruption_accuracy, paired_bootstrap_mean_diff, wilson_interval  # noqa: E402
+from rlbind_bench.threats.spec import parse_number  # noqa: E402
 
 MODALITIES = ("image", "thermal", "audio", "video")
 TRAIN_EPS = tuning_table.TRAIN_EPS
@@ -181,9 +182,7 @@ def autoattack_eps(modality: str) -> list[float]:
             continue
         if "--modalities" in args and modality not in args[args.index("--modalities") + 1].split(","):
             continue
-        for e in args[args.index("--eps") + 1].split(","):
-            num, _, den = e.partition("/")
-            found.add(float(num) / float(den or 1))
+        found.update(parse_number(e, "evaluate_demo_zoo --eps") for e in args[args.index("--eps") + 1].split(","))
     return sorted(found)
 
 
@@ -265,12 +264,13 @@ def step_sizes(run: dict) -> str:
 
 def narrowed(run: dict) -> str:
     """AutoAttack's fixed subset and the batch it ran in (its rows depend on the batch), from run.json."""
-    n = run.get("config", {}).get("autoattack_subset")
-    if n is None:
+    subsets = {(c["config"]["subset"]["n"], c["config"]["subset"]["rule"]) for c in run.get("cells", [])
+               if c["config"].get("subset")}
+    if not subsets:
         return ""
     batches = sorted(set(run.get("batch_sizes", {}).values()))
-    return (f"; AutoAttack on a fixed subset of {n} samples per dataset (`--autoattack-subset`, the ids with the "
-            f"smallest sha256), batch size {', '.join(map(str, batches))}")
+    return "".join(f"; AutoAttack on a fixed subset of {n} samples per dataset (`--autoattack-subset`: {rule})"
+                   for n, rule in sorted(subsets)) + f", batch size {', '.join(map(str, batches))}"
 
 
 def settings(frame, meta) -> list[str]:

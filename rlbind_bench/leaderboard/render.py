@@ -153,13 +153,11 @@ def _adversarial_table(grp: pd.DataFrame, models: list[str], aggs: dict, referen
     look = _lookup(grp)
     cols = _columns(clean_rows) + _columns(adv)
     auc_names = sorted({name for m in models for name in aggs[m].auc})
+    # a model without the rank cell has no place in that order (rank_order lists it after the ranked ones)
+    unranked = [m for m in models if math.isnan(aggs[m].rank_acc)]
     rows = []
-    position = 0
-    for m in models:
-        # a model without the rank cell has no place in that order (it is listed after the ranked ones)
-        ranked = not math.isnan(aggs[m].rank_acc)
-        position += ranked
-        row = [Cell("int", position if ranked else None), _model_cell(m, reference)]
+    for position, m in enumerate(models, start=1):
+        row = [Cell("int", None if m in unranked else position), _model_cell(m, reference)]
         for key, label in cols:
             ref = _get(look, reference, key) if reference else None
             row.append(_acc_cell(_get(look, m, key), ref, notes, m, label))
@@ -178,7 +176,6 @@ def _adversarial_table(grp: pd.DataFrame, models: list[str], aggs: dict, referen
     cell = aggs[models[0]].rank_cell if models else None
     columns = [rank_column(cell), "Model", *(label for _, label in cols), *(f"AUC {n}" for n in auc_names), "n"]
     notes.append(RANK_NOTE)
-    unranked = [m for m in models if math.isnan(aggs[m].rank_acc)]
     if unranked:
         notes.append(f"Not ranked ({len(unranked)} models, listed last): no {cell.label if cell else 'clean'} cell, "
                      "so their place among the ranked models is unknown.")
