@@ -37,6 +37,13 @@ CASES = {
                      ["--model", "demo/rlbind-s0", "--suite", "full", "--n-samples", "3"]),
     "pgd-image": ("L-inf PGD-10 at 1, 2, 4/255 on demo/rlbind-s0's image tower, 64 samples",
                   ["--model", "demo/rlbind-s0", "--modalities", "image", "--threats", "linf-pgd", "--n-samples", "64"]),
+    # AutoAttack as the demo grid runs it (scripts/evaluate_demo_zoo.py): the subset falls in several batches
+    "aa-audio": ("AutoAttack standard 1/255 on demo/fare-s0, spoken digits (test, 50 samples, subset 25)",
+                 ["--model", "demo/fare-s0", "--datasets", "demo-digits-audio", "--split", "test", "--logit-scale",
+                  "model", "--threats", "autoattack-linf", "--eps", "1/255", "--autoattack-subset", "25"]),
+    "aa-video": ("AutoAttack standard 1/255 on demo/fare-s0, digit videos (test, 100 samples, subset 25)",
+                 ["--model", "demo/fare-s0", "--datasets", "demo-digits-video", "--split", "test", "--n-samples",
+                  "100", "--logit-scale", "model", "--threats", "autoattack-linf", "--eps", "1/255", "--autoattack-subset", "25"]),
 }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -211,7 +210,7 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             hashes = {key: config_hash({**base_cfg, **config}) for key, config in configs.items()}
             cell_catalogue += [{"dataset": spec.name, "modality": spec.modality, "cell": c.key,
                                 "config_hash": hashes[c.key], "config": configs[c.key]} for _, c in plan]
-            shard_size = int(os.environ.get("RLBIND_SHARD_SIZE", SHARD_SIZE))
+            shard_size = configured_shard_size()
             shard_hash = config_hash({**base_cfg, "cells": sorted(hashes.values()), "n": len(index.samples),
                                       "shard_size": shard_size,
                                       "ids": config_hash({"ids": [s.sample_id for s in index.samples]})})
@@ -234,18 +233,16 @@ def run_evaluation(req: RunRequest) -> RunOutcome:
             batch_sizes[spec.name] = batch_size
             in_memory = (bool(variants) and not cached and req.corruption_cache and workers > 0
                          and in_memory_prefetch_fits(example(), len(variants), batch_size, workers))
-            n_shards = math.ceil(len(index.samples) / shard_size)
             task = progress.add(f"{spec.modality}/{spec.name}", len(index.samples))
             pending: list[tuple[Path, range]] = []
-            for shard in range(n_shards):
+            for shard, indices in enumerate(shard_ranges(len(index.samples), shard_size)):
                 if shard % world != rank:  # deterministic round-robin: each rank writes its own parts
                     continue
                 part = parts_dir / slugify(spec.name) / f"{shard:05d}-{shard_hash}.parquet"
-                lo, hi = shard * shard_size, min(len(index.samples), (shard + 1) * shard_size)
                 if part.is_file():
-                    progress.update(task, hi - lo, 0.0)
+                    progress.update(task, len(indices), 0.0)
                     continue
-                pending.append((part, range(lo, hi)))
+                pending.append((part, indices))
             grid = DatasetGrid(spec, index.samples, classifier, plan, hashes, space, cfg, run_id, device,
                                cache=cache, fits=[batch_size],
                                subset=fixed_subset([s.sample_id for s in index.samples], cfg.autoattack_subset)
@@ -304,6 +301,25 @@ def corruption_variants(plan: list[tuple[Attack, Cell]], run_seed: int) -> list[
     return list(dict.fromkeys(found))
 
 
+def configured_shard_size() -> int:
+    return int(os.environ.get("RLBIND_SHARD_SIZE", SHARD_SIZE))
+
+
+def shard_ranges(n: int, shard_size: int) -> list[range]:
+    """The dataset's shards: consecutive index ranges of shard_size, each written as one part file."""
+    return [range(lo, min(n, lo + shard_size)) for lo in range(0, n, shard_size)]
+
+
+def shard_batches(indices: range, batch_size: int) -> list[range]:
+    """A shard's batches, in order (no batch spans two shards)."""
+    return [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+
+
+def run_batches(n: int, batch_size: int) -> list[range]:
+    """Every batch a run over n samples evaluates (one process; the cost plan's layout of the run)."""
+    return [b for shard in shard_ranges(n, configured_shard_size()) for b in shard_batches(shard, batch_size)]
+
+
 def _run_shards(dataset, pending: list[tuple[Path, range]], grid: DatasetGrid, workers: int, progress, task,
                 batch_size: int):
     """Yield (part, rows, skipped) per pending shard, in order.
@@ -314,7 +330,7 @@ def _run_shards(dataset, pending: list[tuple[Path, range]], grid: DatasetGrid, w
         return
     batches, last_of = [], {}
     for n, (_, indices) in enumerate(pending):
-        batches += [list(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)]
+        batches += [list(b) for b in shard_batches(indices, batch_size)]
         last_of[len(batches) - 1] = n
     extra = {"prefetch_factor": PREFETCH_FACTOR, "persistent_workers": False} if workers > 0 else {}
     loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_with_refs, num_workers=workers,

@@ -94,3 +94,52 @@ def test_bad_subset_is_one_line(checkpoints, photo_dir, tmp_path, capsys, bad):
     assert rc == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_plan_lays_out_the_subset_in_the_runs_own_batches(checkpoints, photo_dir, tmp_path, monkeypatch, one_thread):
+    """A narrowed cell runs once per batch on that batch's subset rows (runner.evaluate_batch): the plan prices it
+    on the same calls, not as one batch of N (which made AutoAttack's expected time 2-4x low on the demo grid)."""
+    from rlbind_bench.threats.autoattack import AutoAttackThreat
+
+    seen = []
+    original = AutoAttackThreat.run
+
+    def spy(self, model, x, *args, **kwargs):
+        seen.append(len(x))
+        return original(self, model, x, *args, **kwargs)
+
+    monkeypatch.setattr(AutoAttackThreat, "run", spy)
+    args = ["run", "--model", str(checkpoints["image"]), "--modalities", "image", "--dataset-dir",
+            f"image={photo_dir}", "--threats", "autoattack-custom", "--eps", "2/255", "--steps", "2",
+            "--autoattack-subset", str(N), "--batch-size", "4", "--probe-samples", "0", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert main([*args, "--out", str(tmp_path / "o"), "--plan-for", "H100", "--plan-json", str(tmp_path / "p.json")]) == 0
+    cell = next(c for c in json.loads((tmp_path / "p.json").read_text())["cells"] if c["cell"].startswith("autoattack"))
+    assert len(seen) > 1  # 12 samples in batches of 4: the subset falls in several
+    assert [r for r in cell["subset_batch_rows"] if r] == seen
+    assert len(cell["subset_batch_rows"]) == 3
+
+
+def test_plan_estimates_survivors_on_the_subsets_own_samples(checkpoints, photo_dir, tmp_path, monkeypatch,
+                                                              one_thread):
+    """AutoAttack's later sub-attacks run on the subset's samples the first one leaves: the plan's short attack
+    runs on those samples, not on a spread over the dataset (8 spread samples gave the demo videos 0.12 robust
+    where the subset had 0.60)."""
+    from rlbind_bench.plan import build
+
+    short, every = [], []
+    pgd, subset = build.pgd, build.fixed_subset
+    monkeypatch.setattr(build, "pgd", lambda *a, ids, **k: short.append(list(ids)) or pgd(*a, ids=ids, **k))
+    monkeypatch.setattr(build, "fixed_subset", lambda ids, n: every.append(list(ids)) or subset(ids, n))
+    assert main(["run", "--model", str(checkpoints["image"]), "--modalities", "image", "--dataset-dir",
+                 f"image={photo_dir}", "--threats", "autoattack-custom", "--eps", "2/255", "--steps", "60",
+                 "--autoattack-subset", str(N), "--probe-samples", "0", "--no-progress", "--out", str(tmp_path / "o"),
+                 "--plan-json", str(tmp_path / "p.json")]) == 0
+    aa = [c for c in json.loads((tmp_path / "p.json").read_text())["cells"] if c["cell"].startswith("autoattack")]
+    assert [c["expected_method"] for c in aa] == ["scaled"]  # priced from the short attack, not run
+    assert every
+    assert all(e == every[0] for e in every)
+    assert len(every[0]) == 12
+    expected = sorted(every[0], key=lambda s: hashlib.sha256(s.encode()).hexdigest())[:N]
+    assert len(short) == 1
+    assert sorted(short[0]) == sorted(expected)

@@ -4,6 +4,7 @@ equal a hand count, and --plan runs nothing and writes nothing under --out."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -253,3 +254,50 @@ def test_process_start_row_only_for_a_command_process(checkpoints, photo_dir, tm
     assert 0 < rows[0]["expected_s"] < measured.seconds
     assert main([*args, "--plan-json", str(tmp_path / "here.json")]) == 0
     assert not [c for c in json.loads((tmp_path / "here.json").read_text())["cells"] if c["cell"].startswith("process")]
+
+
+class _Sleeper(nn.Module):
+    """A model whose call costs 40 ms for one row and 2 ms per row from two rows on: far from linear, as a small
+    tower's one-row call is next to its batched rows (cache and dispatch costs)."""
+
+    def forward(self, x):
+        time.sleep(0.04 if len(x) == 1 else 0.002 * len(x))
+        return x.flatten(1)[:, :3] * 1.0
+
+
+def test_plan_prices_a_call_at_its_own_row_count():
+    """AutoAttack's Square and FAB-T call the model with one row at a time: the plan times a one-row call rather
+    than extrapolating it from full batches (which priced Square's calls 45% low on a demo tower)."""
+    from rlbind_bench.plan.cost import measure_passes
+
+    cost = measure_passes(_Sleeper(), torch.zeros(1, 3, 4, 4), 32, torch.device("cpu"), reps=1)
+    assert cost.call_seconds(False, 1) == pytest.approx(0.04, rel=0.25)
+    assert cost.call_seconds(True, 1) == pytest.approx(0.04, rel=0.25)
+    assert cost.call_seconds(False, 32) == pytest.approx(0.064, rel=0.25)
+    between = cost.call_seconds(False, 20)  # between the timed 8 and 32 rows, on their line
+    assert cost.call_seconds(False, 8) < between < cost.call_seconds(False, 32)
+
+
+def test_autoattack_work_outside_the_model_grows_with_the_input():
+    """FAB-T's projection sorts every input value each iteration, Square samples windows over the input: their
+    time per call outside the model is timed around a stand-in classifier, and grows with the input's size."""
+    spec = AutoAttackSpec(name="aa", attack="autoattack", eps=(4 / 255,))
+    attack = AutoAttackThreat(spec)
+    cell = attack.cells("image")[0]
+    small, large = (attack.stage_outside_seconds(cell, 10, torch.rand(1, 3, s, s), 0.0, 1.0, torch.device("cpu"), 4)
+                    for s in (16, 160))
+    assert list(spec.sub_attacks(10)) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert all(t > 0 for t in small + large)
+    assert large[2] > 5 * small[2]  # FAB-T: 100x the values to sort
+
+
+def test_plan_adds_autoattack_work_outside_the_model(checkpoints, photo_dir, tmp_path, one_thread):
+    plan = _plan_for(checkpoints, photo_dir, tmp_path, "aa.json", "--threats", "autoattack-linf", "--n-samples", "4")
+    aa = next(c for c in plan["cells"] if c["cell"].startswith("autoattack"))
+    outside = sum(g["calls"] * g["outside_s"] for g in aa["call_groups"])
+    assert outside > 0
+    assert aa["expected_s"] > outside
+    card = _plan_for(checkpoints, photo_dir, tmp_path, "h100.json", "--threats", "autoattack-linf", "--n-samples", "4",
+                     "--plan-for", "H100")  # another card: nothing timed here
+    aa = next(c for c in card["cells"] if c["cell"].startswith("autoattack"))
+    assert all(g["outside_s"] == 0 for g in aa["call_groups"])

@@ -8,7 +8,6 @@ and batch size. `PassCounter` counts the sample-passes an attack makes, by runni
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -21,28 +20,55 @@ from rlbind_bench.threats.base import PassCount
 
 @dataclass(frozen=True)
 class PassCost:
-    """FLOPs per sample and seconds per batch of one forward and one forward+backward pass, at the run's batch
-    size, and the same split into a fixed cost per call and a cost per sample (a line through two batch sizes):
-    early exit leaves attacks with small batches, whose per-sample cost is not the full batch's."""
+    """FLOPs per sample, seconds per batch of one forward and one forward+backward pass at the run's batch size
+    (the worst case: full batches throughout), and the seconds of one call at a few row counts (`sizes`, rising):
+    early exit leaves attacks with small batches, and AutoAttack's Square and FAB-T run one row per call, whose
+    cost is far from a full batch's share (a demo tower's one-row forward costs 1.5x a row of a batch of 32)."""
 
     flops_forward: int
     flops_backward: int
     seconds_forward: float
     seconds_backward: float
     batch_size: int
-    call_forward: float = 0.0  # seconds per call, whatever its rows
-    call_backward: float = 0.0
-    row_forward: float = 0.0  # seconds per row
-    row_backward: float = 0.0
+    sizes: tuple[int, ...]
+    call_seconds_forward: tuple[float, ...]  # one call of sizes[i] rows
+    call_seconds_backward: tuple[float, ...]
+
+    def call_seconds(self, backward: bool, rows: float) -> float:
+        """Seconds of one call of `rows` rows: piecewise linear through the measured sizes, a call of fewer
+        rows than the smallest costing as much as it, beyond the largest along the last segment. One size (a
+        card's peak, bound_passes): its rows' share."""
+        times = self.call_seconds_backward if backward else self.call_seconds_forward
+        if len(self.sizes) == 1:
+            return times[0] * rows / self.sizes[0]
+        return interpolate(self.sizes, times, rows)
 
 
-def _line(small: float, large: float, b_small: int, b_large: int) -> tuple[float, float]:
-    """(per call, per row) through the times of two batch sizes; a line falling with the batch (timing noise)
-    is read as all per-row cost."""
-    if b_large <= b_small:
-        return large, 0.0
-    per_row = max(0.0, (large - small) / (b_large - b_small))
-    return max(0.0, large - per_row * b_large), per_row if per_row > 0 else large / b_large
+def interpolate(sizes: tuple[int, ...], times: tuple[float, ...], rows: float) -> float:
+    """Piecewise linear through (sizes[i], times[i]), sizes rising: fewer rows than the first size cost as much
+    as it (a call's fixed cost), more than the last continue its last segment; one size: its time."""
+    if len(sizes) == 1 or rows <= sizes[0]:
+        return times[0]
+    k = next((i for i in range(1, len(sizes)) if rows <= sizes[i]), len(sizes) - 1)
+    (r0, r1), (t0, t1) = sizes[k - 1:k + 1], times[k - 1:k + 1]
+    return t0 + (t1 - t0) * (rows - r0) / (r1 - r0)
+
+
+@dataclass(frozen=True)
+class CallGroup:
+    """Model calls a cell is expected to make over the whole run, and the rows they carry in all (the plan prices
+    each call at the mean rows per call of its group)."""
+
+    backward: bool  # forward+backward calls; else forwards
+    calls: float
+    rows: float
+    outside_s: float = 0.0  # seconds per call the attack spends outside the model (Attack.stage_outside_seconds)
+
+
+def timed_sizes(batch_size: int) -> tuple[int, ...]:
+    """The row counts the plan times a call at: one row (Square, FAB-T and late PGD steps), a quarter of the
+    batch and the batch."""
+    return tuple(sorted({1, max(1, batch_size // 4), batch_size}))
 
 
 def _grad_pass(model, x: torch.Tensor) -> None:
@@ -66,10 +92,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_seconds(fn, device: torch.device, reps: int) -> float:
+def median_seconds(fn, device: torch.device, reps: int, min_total_s: float = 0.1, max_reps: int = 25) -> float:
+    """Median of at least `reps` timed calls after a warm-up, more (up to max_reps) when a call is short: a
+    one-row call of a demo tower takes 3-4 ms, and three of them varied by a third between plans."""
     fn()  # warm-up (allocator, kernels, autotuning)
     times = []
-    for _ in range(reps):
+    while len(times) < reps or (sum(times) < min_total_s and len(times) < max_reps):
         _sync(device)
         t0 = time.perf_counter()
         fn()
@@ -79,33 +107,30 @@ def median_seconds(fn, device: torch.device, reps: int) -> float:
 
 
 def measure_passes(model, x: torch.Tensor, batch_size: int, device: torch.device, reps: int = 3) -> PassCost:
-    """FLOPs on one sample of `x`; time per pass on a batch of `batch_size` copies of it and on a quarter of
-    that, for the per-call and per-row split."""
+    """FLOPs on one sample of `x`; seconds of one forward and one forward+backward call on 1 row, a quarter of
+    `batch_size` and `batch_size` rows (copies of it)."""
     one = x[:1].to(device)
     f_fwd, f_both = count_flops(model, one)
-    small = max(1, batch_size // 4)
 
     def forward(b):
         with torch.no_grad():
             model(b)
 
-    times = {}
-    for size in sorted({small, batch_size}):
+    sizes = timed_sizes(batch_size)
+    fwd, bwd = [], []
+    for size in sizes:
         batch = one.expand(size, *one.shape[1:]).contiguous()
-        times[size] = (median_seconds(lambda batch=batch: forward(batch), device, reps),
-                       median_seconds(lambda batch=batch: _grad_pass(model, batch), device, reps))
-    (fwd_s, bwd_s), (fwd_l, bwd_l) = times[small], times[batch_size]
-    call_f, row_f = _line(fwd_s, fwd_l, small, batch_size)
-    call_b, row_b = _line(bwd_s, bwd_l, small, batch_size)
-    return PassCost(f_fwd, f_both, fwd_l, bwd_l, batch_size, call_f, call_b, row_f, row_b)
+        fwd.append(median_seconds(lambda batch=batch: forward(batch), device, reps))
+        bwd.append(median_seconds(lambda batch=batch: _grad_pass(model, batch), device, reps))
+    return PassCost(f_fwd, f_both, fwd[-1], bwd[-1], batch_size, sizes, tuple(fwd), tuple(bwd))
 
 
 def bound_passes(model, x: torch.Tensor, batch_size: int, peak_flops: float) -> PassCost:
     """FLOPs on one sample of `x`, and the seconds per batch a device of `peak_flops` would need at its peak:
-    the cost of planning for a card this machine does not have (nothing is timed)."""
+    the cost of planning for a card this machine does not have (nothing is timed; a call costs its rows' FLOPs)."""
     f_fwd, f_both = count_flops(model, x[:1])
     return PassCost(f_fwd, f_both, f_fwd * batch_size / peak_flops, f_both * batch_size / peak_flops, batch_size,
-                    row_forward=f_fwd / peak_flops, row_backward=f_both / peak_flops)
+                    (batch_size,), (f_fwd * batch_size / peak_flops,), (f_both * batch_size / peak_flops,))
 
 
 class PassCounter(torch.nn.Module):
@@ -150,21 +175,18 @@ class PassCounter(torch.nn.Module):
         return self.forward_calls, self.backward_calls
 
 
-def cost_seconds(passes: PassCount | tuple[float, float], n: int, cost: PassCost,
-                 calls: tuple[float, float] | None = None) -> float:
-    """Seconds for `passes` per sample on n samples (source passes priced as the evaluated model's). Without
-    `calls`: full batches of the measured size throughout (the worst case, and cells not probed). With `calls`
-    (model calls per batch, counted on the probe): each of the ceil(n / batch) batches pays the fixed cost per
-    call, and every row its per-row cost, so shrinking batches are priced as they run."""
-    if isinstance(passes, PassCount):
-        fwd, bwd = passes.forward + passes.source_forward, passes.backward + passes.source_backward
-    else:
-        fwd, bwd = passes
-    if calls is None:
-        return n / cost.batch_size * (fwd * cost.seconds_forward + bwd * cost.seconds_backward)
-    batches = math.ceil(n / cost.batch_size)
-    return (batches * (calls[0] * cost.call_forward + calls[1] * cost.call_backward)
-            + n * (fwd * cost.row_forward + bwd * cost.row_backward))
+def cost_seconds(passes: PassCount, n: int, cost: PassCost) -> float:
+    """Seconds for `passes` per sample on n samples in full batches of the measured size (the worst case; source
+    passes priced as the evaluated model's)."""
+    fwd, bwd = passes.forward + passes.source_forward, passes.backward + passes.source_backward
+    return n / cost.batch_size * (fwd * cost.seconds_forward + bwd * cost.seconds_backward)
+
+
+def groups_seconds(groups: list[CallGroup], cost: PassCost) -> float:
+    """Seconds of the expected calls: each group's calls at its mean rows per call, and the attack's own work
+    around each call."""
+    return sum(g.calls * (cost.call_seconds(g.backward, g.rows / g.calls) + g.outside_s) for g in groups
+               if g.calls > 0)
 
 
 def cost_flops(passes: PassCount, n: int, cost: PassCost) -> float:

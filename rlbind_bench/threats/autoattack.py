@@ -20,7 +20,9 @@ records batch_size in its config.
 
 from __future__ import annotations
 
+import functools
 import math
+import time
 
 import torch
 from torch import nn
@@ -107,6 +109,46 @@ def make_autoattack(view: UnitBoxView, spec: AutoAttackSpec, *, eps: float, norm
     return aa
 
 
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed_perturb(perturb, free, spent: dict, device, *args, **kwargs):
+    """`perturb`, adding its time less the stand-in's forwards, and the stand-in's calls, to `spent`."""
+    calls, inside = free.calls, free.seconds
+    _sync(device)
+    t0 = time.perf_counter()
+    out = perturb(*args, **kwargs)
+    _sync(device)
+    spent["seconds"] += time.perf_counter() - t0 - (free.seconds - inside)
+    spent["calls"] += free.calls - calls
+    return out
+
+
+class _FreeClassifier(nn.Module):
+    """Stands in for the model while AutoAttack's own work is timed: one multiply-add per input value and class,
+    class 0 by a margin no eps closes (so every iteration runs), with a dense input gradient (FAB's projections
+    cost depend on it; the margin does not saturate float32's softmax: pyautoattack stops on zero gradients)."""
+
+    def __init__(self, dims: int, num_classes: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("weight", torch.randn(dims, num_classes, generator=g) / dims)
+        bias = torch.zeros(num_classes)
+        bias[0] = 20.0
+        self.register_buffer("bias", bias)
+        self.calls = 0
+        self.seconds = 0.0  # in its forwards (the backward, a matmul as small, is left in the sub-attack's time)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t0 = time.perf_counter()
+        self.calls += 1
+        out = x.flatten(1) @ self.weight + self.bias
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
 # pyautoattack's run_standard_evaluation forwards outside the sub-attacks: check_randomized (5), check_range_output,
 # check_dynamic and the clean accuracy; then one per sub-attack (its robust flags), and the run's own final forward.
 _AA_FIXED_FORWARDS = 5 + 1 + 1 + 1 + 1
@@ -186,6 +228,35 @@ class AutoAttackThreat(Attack):
 
     def stage_budgets(self, cell: Cell, num_classes: int) -> list[PassCount]:
         return autoattack_stage_passes(self._reference(cell, num_classes), num_classes)
+
+    def stage_outside_seconds(self, cell: Cell, num_classes: int, x: torch.Tensor, low: float, high: float,
+                              device, rows: int) -> list[float]:
+        """Each sub-attack run through the reference's own dispatch (run_standard_evaluation) on `rows` copies
+        of x, around a classifier that costs next to nothing and is never fooled, with few iterations (APGD and
+        FAB 3, one target, Square 30 queries): the time inside the sub-attack's perturb, less the stand-in's own,
+        per model call, is the sub-attack's own work (FAB's projections, Square's windows and margins, APGD's
+        step-size bookkeeping), which grows with the input's size, not the model's. On the demo's 8-frame 64x64
+        videos FAB-T's projection sorts 98,304 values a row every iteration: more time than the model's calls."""
+        _compat.apply("autoattack_module")
+        free = _FreeClassifier(x[0].numel(), num_classes).to(device)
+        view = UnitBoxView(free, tuple(x.shape[1:]), low, high)
+        one = view.to_unit(x[:1].to(device))
+        u = one.expand(rows, *one.shape[1:]).contiguous()
+        y = torch.zeros(rows, dtype=torch.long, device=device)
+        seconds = []
+        for name in self.spec.sub_attacks(num_classes):
+            aa = make_autoattack(view, self.spec, eps=cell.eps, norm=cell.norm, n_classes=num_classes, seed=0,
+                                 device=device, iterations=3)
+            aa.attacks_to_run = [name]
+            aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = 1
+            aa.square.n_queries = 30
+            aa.verbose = False
+            obj = getattr(aa, SUB_ATTACKS[name])
+            spent = {"seconds": 0.0, "calls": 0}
+            obj.perturb = functools.partial(_timed_perturb, obj.perturb, free, spent, device)
+            aa.run_standard_evaluation(u, y, batch_size=rows)
+            seconds.append(spent["seconds"] / max(1, spent["calls"]))
+        return seconds
 
     def _reference(self, cell: Cell, num_classes: int):
         view = UnitBoxView(nn.Identity(), (1,), 0.0, 1.0)

@@ -197,6 +197,13 @@ class Attack(ABC):
         short attack leaves robust."""
         return [self.pass_budget(cell, num_classes)]
 
+    def stage_outside_seconds(self, cell: Cell, num_classes: int, x: torch.Tensor, low: float, high: float,
+                              device, rows: int) -> list[float] | None:
+        """Per stage (as `stage_budgets`), seconds per model call the attack spends outside the model when each
+        call carries `rows` rows (x: one input); None where that work is small beside a pass (the attacks that
+        only step and project)."""
+        return None
+
     def prepare(self, setup: AttackSetup) -> None:
         """Called once per dataset before `cells`/`cell_config`: attacks that need more than the batch (a
         source model) load it here and refuse a dataset they cannot run on."""
