@@ -46,7 +46,7 @@ def main() -> int:
     from rlbind_bench.threats import autoattack as aa_module
     from rlbind_bench.threats.spec import parse_number
 
-    eps = parse_number(args.eps)
+    eps = parse_number(args.eps, "--eps")
     options = {"split": "test", "n_samples": args.n_samples, "autoattack_subset": args.subset,
                "logit_scale": "model", "eps": [eps]}
     cfg = RunConfig(model=args.model, suite="clean", datasets=[args.dataset], threats=["autoattack-linf"], **options)

@@ -45,7 +45,9 @@ def compare(base, other) -> str:
     if len(merged) != len(base) or len(merged) != len(other):
         return f"rows differ in number ({len(base)} vs {len(other)})"
     cols = ["pred", "correct", "margin", "perturbation_norm"]
-    if all(np.array_equal(merged[c].to_numpy(), merged[f"{c}_o"].to_numpy()) for c in cols):
+    if all(np.array_equal(merged[c].to_numpy(), merged[f"{c}_o"].to_numpy(), equal_nan=c in ("margin",
+                                                                                                "perturbation_norm"))
+           for c in cols):
         return "identical"
     agree = float((merged["correct"] == merged["correct_o"]).mean())
     margin = float(np.nanmax(np.abs(merged["margin"] - merged["margin_o"])))
