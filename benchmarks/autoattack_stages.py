@@ -96,7 +96,9 @@ def main() -> int:
     t0 = time.perf_counter()
     result = rlbind_bench.evaluate(args.model, [args.dataset], threats=["autoattack-linf"], **options)
     seconds = time.perf_counter() - t0
-    robust = result.summary[result.summary["threat"].str.startswith("autoattack")]["accuracy"].iloc[0]
+    summary = result.summary
+    robust = summary[summary["threat"].str.startswith("autoattack")]["accuracy"].iloc[0]
+    n = int(summary[summary["threat"] == "clean"]["n"].iloc[0])
 
     rows = []
     for name in names:
@@ -111,11 +113,12 @@ def main() -> int:
     _report.emit("\n".join([
         f"## AutoAttack per sub-attack: plan against run ({time.strftime('%Y-%m-%d')}, commit {_report.commit()})",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}, 1 thread. "
-        f"`benchmarks/autoattack_stages.py`: {args.model}, {args.dataset} (test, {args.n_samples} samples), "
+        f"`benchmarks/autoattack_stages.py`: {args.model}, {args.dataset} (test, {n} samples), "
         f"AutoAttack standard L-inf {args.eps} on the --autoattack-subset {args.subset} (batches of {cost.batch_size}: "
         f"subset rows {cell.subset_batch_rows}). Planned: expected model calls and rows, seconds in the model and "
         f"outside it; measured: the calls and rows inside each sub-attack's perturb, and its time. Robust accuracy "
-        f"{robust:.2f}; the AutoAttack cell took {seconds:.0f} s in all (the plan's cell: {cell.expected_s:.0f} s).",
+        f"{robust:.2f}; the whole evaluation took {seconds:.0f} s (the plan's AutoAttack cell: "
+        f"{cell.expected_s:.0f} s).",
         "",
         "| sub-attack | planned calls | planned rows | planned model | planned outside | calls | rows | time | "
         "error |",
