@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/runner_options.py [--model demo/rlbind-s0] [--suite quick] [--append docs/benchmarks.md]
 
-The same command, each variant in its own process on its own fresh user cache (so no variant reads another's
-corrupted inputs, probes or text embeddings): the baseline, `--workers 1` (decoding and corrupting in a worker,
+The same command, each variant in its own process on its own fresh user cache and torch.compile cache (so no
+variant reads another's corrupted inputs, probes, text embeddings or compiled kernels): the baseline, `--workers 1` (decoding and corrupting in a worker,
 overlapping the model), `--precision bf16`, `--compile`, and the baseline again (the spread of two identical runs
 is the noise the others are read against). Per variant: the whole process (wall) and run.json `seconds` (in run),
 and its rows against the baseline's: `--workers` must give identical rows (it is not in run_id); bf16 and
@@ -73,7 +73,9 @@ def main() -> int:
         for name, extra in VARIANTS.items():
             work = Path(tmp) / name.replace(" ", "_").strip("-")
             out = work / "out"
-            env = {**os.environ, "RLBIND_CACHE_DIR": str(work / "cache")}
+            # torch.compile keeps its kernels in a cache of its own: a fresh one, so --compile pays what a first
+            # compiled run pays (a warm one made it 6x cheaper here)
+            env = {**os.environ, "RLBIND_CACHE_DIR": str(work / "cache"), "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor")}
             run = run_measured(["run", "--model", args.model, "--suite", args.suite, "--no-progress", "--out",
                                 str(out), *extra], env=env)
             if run.returncode != 0:
@@ -89,7 +91,8 @@ def main() -> int:
         f"## Runner options on CPU ({pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC, commit {_report.commit()})",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads. `benchmarks/runner_options.py`: `run --model {args.model} --suite "
-        f"{args.suite}`, each variant its own process on a fresh user cache; rows against the baseline's.",
+        f"{args.suite}`, each variant its own process on a fresh user cache and torch.compile cache; rows against the "
+        "baseline's.",
         "",
         "| variant | wall | in run | peak RSS | rows against the baseline |",
         "|---|---|---|---|---|",
