@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo demo-results test test-slow lint lock bench bench-device bench-plan bench-vit-l clean
+.PHONY: setup demo demo-results test test-slow lint lock bench bench-device bench-plan bench-options bench-vit-l clean
 
 setup:
 	@scripts/setup.sh
@@ -44,9 +44,16 @@ bench: setup
 bench-device: setup
 	bash benchmarks/device.sh --dry-run --out out/device-dry-run.md
 
-# The plan's expected time against measured runs (quick suite, reduced full suite, PGD on 64 images).
+# The plan's expected time against measured runs (quick suite, reduced full suite, PGD on 64 images, AutoAttack on
+# a subset of spoken digits and of videos: about 20 min), then AutoAttack's plan sub-attack by sub-attack (13 min).
 bench-plan: setup
 	$(BIN)/python benchmarks/plan_accuracy.py --threads 1 --append docs/benchmarks.md
+	$(BIN)/python benchmarks/autoattack_stages.py --dataset demo-digits-audio --append docs/benchmarks.md
+	$(BIN)/python benchmarks/autoattack_stages.py --dataset demo-digits-video --append docs/benchmarks.md
+
+# --workers, --precision bf16 and --compile against the baseline on the quick suite: time and rows (6 min).
+bench-options: setup
+	$(BIN)/python benchmarks/runner_options.py --append docs/benchmarks.md
 
 # LanguageBind-size towers: one process per modality (time, peak RSS), then the full-suite plan for an H100.
 bench-vit-l: setup

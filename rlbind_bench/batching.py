@@ -1,4 +1,5 @@
-"""Batch size chosen to fill the device (`--batch-size auto`).
+"""Batch size chosen to fill the device (`--batch-size auto`), and how a run lays its samples out in shards and
+batches (the runner evaluates them; the cost plan prices them).
 
 Per-sample seeding makes evaluation rows independent of the batch size (AutoAttack aside, whose rows record
 the batch size they ran with), so the choice is a speed decision only. On CPU the forward already uses every
@@ -158,3 +159,27 @@ def resolve_workers(requested: int | None, device: torch.device) -> int:
         # The model's forward already uses every core: decoding in other processes would only take turns with it.
         return 0
     return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+# A dataset's samples are written in shards of this many (one part file each, the unit of resume and of a rank's
+# share); RLBIND_SHARD_SIZE overrides it (the tests use small shards).
+SHARD_SIZE = 256
+
+
+def configured_shard_size() -> int:
+    return int(os.environ.get("RLBIND_SHARD_SIZE", SHARD_SIZE))
+
+
+def shard_ranges(n: int, shard_size: int) -> list[range]:
+    """The dataset's shards: consecutive index ranges of shard_size, each written as one part file."""
+    return [range(lo, min(n, lo + shard_size)) for lo in range(0, n, shard_size)]
+
+
+def shard_batches(indices: range, batch_size: int) -> list[range]:
+    """A shard's batches, in order (no batch spans two shards)."""
+    return [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+
+
+def run_batches(n: int, batch_size: int) -> list[range]:
+    """Every batch a run over n samples evaluates (one process; the cost plan's layout of the run)."""
+    return [b for shard in shard_ranges(n, configured_shard_size()) for b in shard_batches(shard, batch_size)]

@@ -20,10 +20,13 @@ from torch.utils.data import DataLoader
 
 from rlbind_bench.batching import (
     PREFETCH_FACTOR,
+    configured_shard_size,
     in_memory_prefetch_fits,
     parse_batch_size,
     resolve_batch_size,
     resolve_workers,
+    shard_batches,
+    shard_ranges,
 )
 from rlbind_bench.caches import size_cap
 from rlbind_bench.config import DatasetSpec, RunConfig, RunRequest, resolve_datasets
@@ -63,7 +66,6 @@ from rlbind_bench.zeroshot import (
     resolve_logit_scale,
 )
 
-SHARD_SIZE = 256
 # Config fields that do not change the numbers (speed, or a permission): left out of run_id (batch-dependent
 # attacks keep a fixed batch size).
 NOT_NUMERIC = ("batch_size", "device", "deterministic", "workers", "allow_large_eps", "probe_samples")
@@ -299,25 +301,6 @@ def corruption_variants(plan: list[tuple[Attack, Cell]], run_seed: int) -> list[
     found = [Variant(c.variant, c.severity, a.spec.seed + run_seed) for a, c in plan
              if isinstance(a, CorruptionThreat)]
     return list(dict.fromkeys(found))
-
-
-def configured_shard_size() -> int:
-    return int(os.environ.get("RLBIND_SHARD_SIZE", SHARD_SIZE))
-
-
-def shard_ranges(n: int, shard_size: int) -> list[range]:
-    """The dataset's shards: consecutive index ranges of shard_size, each written as one part file."""
-    return [range(lo, min(n, lo + shard_size)) for lo in range(0, n, shard_size)]
-
-
-def shard_batches(indices: range, batch_size: int) -> list[range]:
-    """A shard's batches, in order (no batch spans two shards)."""
-    return [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-
-
-def run_batches(n: int, batch_size: int) -> list[range]:
-    """Every batch a run over n samples evaluates (one process; the cost plan's layout of the run)."""
-    return [b for shard in shard_ranges(n, configured_shard_size()) for b in shard_batches(shard, batch_size)]
 
 
 def _run_shards(dataset, pending: list[tuple[Path, range]], grid: DatasetGrid, workers: int, progress, task,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from rlbind_bench.batching import resolve_batch_size, resolve_workers
+from rlbind_bench.batching import resolve_batch_size, resolve_workers, run_batches
 from rlbind_bench.config import RunRequest, resolve_datasets
 from rlbind_bench.data.readers import InputSpaceDataset, index_dataset, index_named
 from rlbind_bench.encoders.registry import load_encoder
@@ -37,7 +37,7 @@ from rlbind_bench.plan.cost import (
 from rlbind_bench.plan.devices import datasheet_peak, device_peak
 from rlbind_bench.plan.measure import process_age_s, started_as_cli
 from rlbind_bench.results.provenance import device_name, iso_time
-from rlbind_bench.runner import _check_request, _classifier, _frozen, corruption_variants, run_batches
+from rlbind_bench.runner import _check_request, _classifier, _frozen, corruption_variants
 from rlbind_bench.suites import get_suite, resolve_threats
 from rlbind_bench.threats import corruptions
 from rlbind_bench.threats.base import AttackContext, AttackSetup, PassCount
