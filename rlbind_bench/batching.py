@@ -183,3 +183,9 @@ def shard_batches(indices: range, batch_size: int) -> list[range]:
 def run_batches(n: int, batch_size: int) -> list[range]:
     """Every batch a run over n samples evaluates (one process; the cost plan's layout of the run)."""
     return [b for shard in shard_ranges(n, configured_shard_size()) for b in shard_batches(shard, batch_size)]
+
+
+def sync_device(device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously: a timer must not stop before it ends)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)

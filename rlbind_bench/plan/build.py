@@ -107,7 +107,8 @@ def _probe_inputs(dataset, k: int, among: list[int] | None = None):
     pool = list(range(len(dataset))) if among is None else among
     n = len(pool)
     spread = [pool[j] for j in sorted({i * n // k for i in range(k)})] if n else []
-    for i in spread + [i for i in pool if i not in set(spread)]:
+    chosen = set(spread)
+    for i in spread + [i for i in pool if i not in chosen]:
         _, x, _ = dataset[i]
         if x is not None:
             s = dataset.index.samples[i]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from rlbind_bench.batching import sync_device
 from rlbind_bench.threats.base import PassCount
 
 
@@ -87,21 +88,16 @@ def count_flops(model, x: torch.Tensor) -> tuple[int, int]:
     return fwd.get_total_flops(), both.get_total_flops()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def median_seconds(fn, device: torch.device, reps: int, min_total_s: float = 0.1, max_reps: int = 25) -> float:
     """Median of at least `reps` timed calls after a warm-up, more (up to max_reps) when a call is short: a
     one-row call of a demo tower takes 3-4 ms, and three of them varied by a third between plans."""
     fn()  # warm-up (allocator, kernels, autotuning)
     times = []
     while len(times) < reps or (sum(times) < min_total_s and len(times) < max_reps):
-        _sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        sync_device(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from rlbind_bench import _compat
+from rlbind_bench.batching import sync_device
 from rlbind_bench.threats.base import (
     Attack,
     AttackContext,
@@ -109,18 +110,13 @@ def make_autoattack(view: UnitBoxView, spec: AutoAttackSpec, *, eps: float, norm
     return aa
 
 
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed_perturb(perturb, free, spent: dict, device, *args, **kwargs):
     """`perturb`, adding its time less the stand-in's forwards, and the stand-in's calls, to `spent`."""
     calls, inside = free.calls, free.seconds
-    _sync(device)
+    sync_device(device)
     t0 = time.perf_counter()
     out = perturb(*args, **kwargs)
-    _sync(device)
+    sync_device(device)
     spent["seconds"] += time.perf_counter() - t0 - (free.seconds - inside)
     spent["calls"] += free.calls - calls
     return out
